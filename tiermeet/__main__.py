@@ -1,0 +1,5 @@
+"""``python -m tiermeet`` runs the command line."""
+
+from tiermeet.cli import main
+
+main()

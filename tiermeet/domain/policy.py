@@ -1,0 +1,186 @@
+"""The decision-rights policy: ordered rules, first match wins (design.md §3).
+
+A rule says, for the signals it matches, whether the AI may act alone, needs a person's
+sign-off, or goes straight to a higher tier, at which tier the signal starts, and how
+long each tier has to respond. The policy's version is a hash of its content, recorded
+with every decision so that an audit can tell which rules were in force.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tiermeet.domain.durations import END_OF_SHIFT, check_window, parse_duration
+from tiermeet.domain.enums import Autonomy, Category, Severity, SignalKind
+from tiermeet.domain.shifts import ShiftCalendar
+
+#: Windows per severity, then per tier: ``{"critical": {1: "30m", 2: "1h"}}``.
+Windows = dict[Severity, dict[int, str]]
+
+
+def _check_windows(value: Windows) -> Windows:
+    for per_tier in value.values():
+        for tier, text in per_tier.items():
+            if not 1 <= tier <= 4:
+                raise ValueError(f"tier {tier} does not exist; tiers are 1 to 4")
+            check_window(text)
+    return value
+
+
+class Rule(BaseModel):
+    """One row of the decision-rights matrix. Empty match lists match everything."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Shown in refusals, reports and `policy show`.")
+    category: list[Category] = []
+    severity: list[Severity] = []
+    source: list[str] = []
+    kind: list[SignalKind] = []
+    area: list[str] = []
+    line: list[str] = []
+    confidence_min: float | None = Field(default=None, ge=0, le=1)
+    confidence_max: float | None = Field(default=None, ge=0, le=1)
+    autonomy: Autonomy = Autonomy.SIGN_OFF
+    start_tier: int = Field(default=1, ge=1, le=4)
+    windows: Windows = {}
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_ok(cls, value: Windows) -> Windows:
+        return _check_windows(value)
+
+    @model_validator(mode="after")
+    def _range(self) -> "Rule":
+        if self.confidence_min is not None and self.confidence_max is not None and self.confidence_min > self.confidence_max:
+            raise ValueError("confidence_min is greater than confidence_max")
+        return self
+
+    def matches(self, s: "SignalFacts") -> bool:
+        """True when every condition the rule sets holds for the signal."""
+        if self.category and s.category not in self.category:
+            return False
+        if self.severity and s.severity not in self.severity:
+            return False
+        if self.source and s.source not in self.source:
+            return False
+        if self.kind and s.kind not in self.kind:
+            return False
+        if self.area and s.area not in self.area:
+            return False
+        if self.line and s.line not in self.line:
+            return False
+        if self.confidence_min is not None and (s.confidence is None or s.confidence < self.confidence_min):
+            return False
+        if self.confidence_max is not None and (s.confidence is None or s.confidence > self.confidence_max):
+            return False
+        return True
+
+
+class DefaultRule(BaseModel):
+    """What applies when no rule matches; closes the ordered list."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    autonomy: Autonomy = Autonomy.SIGN_OFF
+    start_tier: int = Field(default=1, ge=1, le=4)
+
+
+DEFAULT_WINDOWS: Windows = {
+    Severity.CRITICAL: {1: "30m", 2: "1h", 3: "4h", 4: "1d"},
+    Severity.HIGH: {1: "2h", 2: "4h", 3: "1d", 4: "3d"},
+    Severity.MEDIUM: {1: END_OF_SHIFT, 2: "1d", 3: "3d", 4: "7d"},
+    Severity.LOW: {1: "1d", 2: "3d", 3: "7d", 4: "14d"},
+}
+
+
+class Governance(BaseModel):
+    """The policy section of the config: windows, ordered rules and the default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    windows: Windows = DEFAULT_WINDOWS
+    rules: list[Rule] = []
+    default: DefaultRule = DefaultRule()
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_ok(cls, value: Windows) -> Windows:
+        return _check_windows(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Governance":
+        for severity in Severity:
+            missing = [t for t in (1, 2, 3) if t not in self.windows.get(severity, {})]
+            if missing:
+                raise ValueError(f"windows.{severity.value} has no window for tier {missing[0]}")
+        names = [r.name for r in self.rules]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup:
+            raise ValueError(f"two rules are named {dup!r}; rule names must be unique")
+        return self
+
+    @property
+    def version(self) -> str:
+        """A short hash of the policy's content: same rules, same version, on every machine."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class SignalFacts:
+    """What rule matching looks at: the immutable payload fields of a signal."""
+
+    category: Category
+    severity: Severity
+    source: str
+    kind: SignalKind
+    area: str
+    line: str | None
+    confidence: float | None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a new signal goes under the policy, and which rule put it there."""
+
+    rule: str
+    autonomy: Autonomy
+    start_tier: int
+
+
+def place(policy: Governance, facts: SignalFacts, top_tier: int) -> Placement:
+    """The first matching rule's autonomy and start tier (capped at the plant's top tier)."""
+    for rule in policy.rules:
+        if rule.matches(facts):
+            return Placement(rule.name, rule.autonomy, min(rule.start_tier, top_tier))
+    return Placement("default", policy.default.autonomy, min(policy.default.start_tier, top_tier))
+
+
+def window_for(policy: Governance, facts: SignalFacts, tier: int) -> str:
+    """The response window (as written) for a signal at a tier: rule override, else the table."""
+    for rule in policy.rules:
+        if rule.matches(facts):
+            override = rule.windows.get(facts.severity, {}).get(tier)
+            if override:
+                return override
+            break
+    per_tier = policy.windows[facts.severity]
+    return per_tier.get(tier) or per_tier[max(t for t in per_tier if t <= tier)]
+
+
+def deadline(window: str, start: datetime, calendar: ShiftCalendar) -> datetime:
+    """When a window that opens at ``start`` closes."""
+    if window == END_OF_SHIFT:
+        return calendar.end_of_shift(start)
+    return start + parse_duration(window)
+
+
+def response_deadline(policy: Governance, facts: SignalFacts, tier: int, start: datetime, calendar: ShiftCalendar) -> datetime:
+    """The deadline for a signal that reached ``tier`` at ``start``."""
+    return deadline(window_for(policy, facts, tier), start, calendar)
+
+

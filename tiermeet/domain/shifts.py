@@ -1,0 +1,91 @@
+"""The plant's shift calendar: when shifts end, in the plant's time zone.
+
+Built with dateutil's rrule over local wall-clock times, then placed in the zone, so
+overnight shifts and daylight-saving changes give the times a shift lead expects: a
+shift that ends at 06:00 ends at 06:00 local time on the day after a clock change too.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from dateutil import rrule, tz
+
+WEEKDAYS = {"mon": rrule.MO, "tue": rrule.TU, "wed": rrule.WE, "thu": rrule.TH, "fri": rrule.FR, "sat": rrule.SA, "sun": rrule.SU}
+
+
+@dataclass(frozen=True)
+class Shift:
+    """One shift pattern: starts at ``start`` local time on ``days`` and ends at ``end``."""
+
+    name: str
+    start: time
+    end: time
+    days: tuple[str, ...] = tuple(WEEKDAYS)
+
+    @property
+    def overnight(self) -> bool:
+        """True when the shift ends on the day after it starts (e.g. 22:00–06:00)."""
+        return self.end <= self.start
+
+
+@dataclass(frozen=True)
+class ShiftSpan:
+    """One concrete occurrence of a shift, in UTC."""
+
+    name: str
+    start: datetime
+    end: datetime
+
+
+def _localize(naive: datetime, zone: ZoneInfo) -> datetime:
+    """A wall-clock time in ``zone``; a time inside a spring-forward gap moves past the gap."""
+    return tz.resolve_imaginary(naive.replace(tzinfo=zone))
+
+
+class ShiftCalendar:
+    """Occurrences of the configured shifts around a moment."""
+
+    def __init__(self, shifts: list[Shift], zone: str) -> None:
+        self.shifts = shifts
+        self.zone = ZoneInfo(zone)
+
+    def spans_around(self, at: datetime) -> list[ShiftSpan]:
+        """Shift occurrences starting from two days before ``at`` to two days after, sorted."""
+        local_day = at.astimezone(self.zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+        first, last = local_day - timedelta(days=2), local_day + timedelta(days=2)
+        spans = []
+        for shift in self.shifts:
+            rule = rrule.rrule(
+                rrule.DAILY,
+                dtstart=first.replace(hour=shift.start.hour, minute=shift.start.minute),
+                until=last.replace(hour=23, minute=59),
+                byweekday=[WEEKDAYS[d] for d in shift.days],
+            )
+            for start in rule:
+                end = start.replace(hour=shift.end.hour, minute=shift.end.minute)
+                if shift.overnight:
+                    end += timedelta(days=1)
+                spans.append(
+                    ShiftSpan(
+                        shift.name,
+                        _localize(start, self.zone).astimezone(timezone.utc),
+                        _localize(end, self.zone).astimezone(timezone.utc),
+                    )
+                )
+        return sorted(spans, key=lambda s: (s.start, s.end))
+
+    def current(self, at: datetime) -> ShiftSpan | None:
+        """The shift running at ``at`` (the latest-starting one if shifts overlap)."""
+        running = [s for s in self.spans_around(at) if s.start <= at < s.end]
+        return running[-1] if running else None
+
+    def end_of_shift(self, at: datetime) -> datetime:
+        """When the shift running at ``at`` ends; between shifts, when the next one ends."""
+        now = self.current(at)
+        if now is not None:
+            return now.end
+        upcoming = [s for s in self.spans_around(at) if s.start > at]
+        if not upcoming:
+            raise ValueError("the shift calendar has no shift within two days")
+        return upcoming[0].end

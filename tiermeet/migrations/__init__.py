@@ -1,0 +1,1 @@
+"""Alembic migrations of the tiermeet schema, shipped inside the package."""

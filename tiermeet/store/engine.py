@@ -1,0 +1,70 @@
+"""The engine factory: SQLite set up for several kiosks sharing one file safely.
+
+Every connection gets WAL, ``synchronous=FULL``, foreign keys and a busy timeout, and
+pysqlite's own implicit transactions are switched off so that tiermeet decides how each
+transaction begins: writes with ``BEGIN IMMEDIATE`` (take the write lock up front, so two
+writers queue on the busy timeout instead of failing with "database is locked" on the
+upgrade from read to write), reads with a plain deferred ``BEGIN``.
+Nothing here runs at import time: engines are made when the command line or a test asks.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session
+
+BUSY_TIMEOUT_MS = 10_000
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+)
+
+
+def _on_connect(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # tiermeet emits BEGIN itself
+    cursor = dbapi_connection.cursor()
+    for pragma in PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _on_begin(connection) -> None:
+    write = connection.get_execution_options().get("tiermeet_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def make_engine(path: Path) -> Engine:
+    """An engine on the SQLite file at ``path`` (its folder is created if missing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, but its transactions begin with BEGIN IMMEDIATE."""
+    return engine.execution_options(tiermeet_write=True)
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """One write transaction: committed when the block ends, rolled back on any error."""
+    with Session(writer(engine), expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A short read transaction (long ones hold back WAL checkpoints)."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
