@@ -6,7 +6,7 @@ shift that ends at 06:00 ends at 06:00 local time on the day after a clock chang
 """
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from dateutil import rrule, tz
@@ -49,10 +49,20 @@ class ShiftCalendar:
     def __init__(self, shifts: list[Shift], zone: str) -> None:
         self.shifts = shifts
         self.zone = ZoneInfo(zone)
+        self._by_day: dict[date, list[ShiftSpan]] = {}
 
     def spans_around(self, at: datetime) -> list[ShiftSpan]:
-        """Shift occurrences starting from two days before ``at`` to two days after, sorted."""
-        local_day = at.astimezone(self.zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+        """Shift occurrences starting from two days before ``at`` to two days after, sorted.
+
+        Computed once per local day: ingest asks for thousands of signals of the same day."""
+        day = at.astimezone(self.zone).date()
+        spans = self._by_day.get(day)
+        if spans is None:
+            spans = self._by_day[day] = self._spans_for(day)
+        return spans
+
+    def _spans_for(self, day: date) -> list[ShiftSpan]:
+        local_day = datetime(day.year, day.month, day.day)
         first, last = local_day - timedelta(days=2), local_day + timedelta(days=2)
         spans = []
         for shift in self.shifts:

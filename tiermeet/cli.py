@@ -1,0 +1,270 @@
+"""The ``tiermeet`` command line (design.md §4).
+
+Each command imports what it needs when it runs, so ``tiermeet --help`` and the board
+start fast. Settings come from ``--config``/``TIERMEET_CONFIG`` (else the user config
+file if there is one, else the built-in demo plant) and ``--db``/``TIERMEET_DB`` (else
+the platform's user data dir).
+"""
+
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_REJECTED = 1
+EXIT_UNUSABLE = 2
+
+
+class Settings:
+    """Where the config and database are, resolved once per invocation."""
+
+    def __init__(self, db: Path | None, config: Path | None) -> None:
+        self.db_option = db
+        self.config_option = config
+
+    @property
+    def config_path(self) -> Path | None:
+        """The config file in use, or None for the built-in demo plant."""
+        if self.config_option is not None:
+            return self.config_option
+        from tiermeet.paths import default_config_path
+
+        path = default_config_path()
+        return path if path.exists() else None
+
+    def db_path(self, default=None) -> Path:
+        """The database file in use."""
+        if self.db_option is not None:
+            return self.db_option
+        from tiermeet.paths import default_db_path
+
+        return (default or default_db_path)()
+
+    def load_config(self):
+        """The validated config, or exit 2 with every problem listed."""
+        from tiermeet.settings import ConfigError, load_config
+
+        try:
+            return load_config(self.config_path)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_UNUSABLE)
+
+    def services(self, db: Path | None = None, clock=None):
+        """Services on the database, migrated to head, or exit 2 with the reason."""
+        from tiermeet.services.bundle import open_services
+        from tiermeet.store.migrate import SchemaError
+
+        config = self.load_config()
+        try:
+            return open_services(db or self.db_path(), config, clock=clock)
+        except SchemaError as exc:
+            fail(str(exc), EXIT_UNUSABLE)
+
+
+def fail(message: str, code: int = 1):
+    """Print ``message`` to stderr and exit with ``code``."""
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+pass_settings = click.make_pass_decorator(Settings)
+PathType = click.Path(path_type=Path, dir_okay=False)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", type=PathType, envvar="TIERMEET_DB", help="Database file [env TIERMEET_DB; default: user data dir].")
+@click.option("--config", "config", type=PathType, envvar="TIERMEET_CONFIG", help="Plant config TOML [env TIERMEET_CONFIG].")
+@click.option("--tier", type=click.IntRange(1, 4), help="Tier board to open (1 line, 2 area, 3 plant).")
+@click.option("--scope", help="Line, area or 'plant' the board covers.")
+@click.version_option(package_name="tiermeet")
+@click.pass_context
+def main(ctx: click.Context, db: Path | None, config: Path | None, tier: int | None, scope: str | None) -> None:
+    """tiermeet: tiered daily-management meetings for AI signals.
+
+    Without a command, opens the tier board."""
+    ctx.obj = Settings(db, config)
+    if ctx.invoked_subcommand is None:
+        settings = ctx.obj
+        _open_board(settings.services(), tier, scope)
+
+
+def _open_board(services, tier: int | None, scope: str | None) -> None:
+    from tiermeet.ui.app import TierMeetApp
+
+    kiosk = services.ctx.config.kiosk
+    TierMeetApp(services, tier=tier or kiosk.tier or 1, scope=scope or kiosk.scope).run()
+
+
+@main.command()
+@click.option("--db", type=PathType, help="Demo database file [default: demo.db in the user data dir].")
+@click.option("--no-open", is_flag=True, help="Only build the demo database and print its path.")
+@pass_settings
+def demo(settings: Settings, db: Path | None, no_open: bool) -> None:
+    """Build (once) a demo plant database, then open the board on it."""
+    from tiermeet.demo.build import build_demo
+    from tiermeet.paths import default_demo_db_path
+    from tiermeet.services.bundle import open_services
+    from tiermeet.settings import load_config
+
+    path = db or settings.db_option or default_demo_db_path()
+    services = open_services(path, load_config(None))
+    created = build_demo(services)
+    click.echo(f"{'Built' if created else 'Using'} demo plant database: {path}")
+    if not no_open:
+        _open_board(services, None, None)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Read every file as this format.")
+@pass_settings
+def ingest(settings: Settings, files: tuple[str, ...], fmt: str | None) -> None:
+    """Add signals from JSON Lines or CSV FILES ('-' reads stdin).
+
+    Prints each rejected row as FILE:LINE: field: reason and a summary line. Exit 0 when
+    nothing was rejected, 1 when a row was, 2 when a file could not be used."""
+    from tiermeet.ingest.readers import UnusableInput, detect_format, read_rows
+    from tiermeet.services.ingest import IngestReport
+
+    services = settings.services()
+    total, rejected, unusable = IngestReport(), 0, False
+    for name in files:
+        try:
+            if name == "-":
+                stream, label = sys.stdin.buffer, "<stdin>"
+                fmt_used = fmt or "jsonl"
+            else:
+                fmt_used = detect_format(name, fmt)
+                stream, label = open(name, "rb"), name  # noqa: SIM115 - closed below
+            try:
+                report = services.ingest.ingest(read_rows(stream, label, fmt_used), origin=label)
+            finally:
+                if stream is not sys.stdin.buffer:
+                    stream.close()
+        except FileNotFoundError:
+            click.echo(f"{name}: file not found", err=True)
+            unusable = True
+            continue
+        except (UnusableInput, OSError) as exc:
+            click.echo(str(exc) if isinstance(exc, UnusableInput) else f"{name}: cannot be read: {exc}", err=True)
+            unusable = True
+            continue
+        for line, field, reason in report.rejected:
+            click.echo(f"{label}:{line}: {field}: {reason}", err=True)
+        total.merge(report)
+        rejected += len(report.rejected)
+    click.echo(f"{total.added} added, {total.duplicates} duplicates, {rejected} rejected")
+    sys.exit(EXIT_UNUSABLE if unusable else EXIT_REJECTED if rejected else 0)
+
+
+@main.command()
+@click.option("--tier", type=click.IntRange(1, 4), help="Only this tier.")
+@click.option("--scope", help="A line, an area or 'plant'.")
+@click.option("--status", help="A status (default: the active ones: open, acknowledged, actioned).")
+@click.option("--category", type=click.Choice(["safety", "quality", "delivery", "cost", "people"]))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=200, show_default=True)
+@pass_settings
+def signals(settings: Settings, tier, scope, status, category, fmt, limit) -> None:
+    """List signals in board order: time left in the window, then severity."""
+    from tiermeet.domain.enums import SignalStatus
+    from tiermeet.listing import render_signals
+    from tiermeet.store.queries import Filters, Scope
+
+    services = settings.services()
+    config = services.ctx.config
+    if status is not None and status not in {s.value for s in SignalStatus}:
+        fail(f"--status: {status!r} is not one of {', '.join(s.value for s in SignalStatus)}", EXIT_UNUSABLE)
+    if scope in config.line_area:
+        where = Scope(tier=tier, line=scope)
+    elif scope in {a.id for a in config.areas}:
+        where = Scope(tier=tier, area=scope)
+    elif scope in (None, "plant"):
+        where = Scope(tier=tier)
+    else:
+        fail(f"--scope: {scope!r} is not a configured line, area or 'plant'", EXIT_UNUSABLE)
+    rows = services.board.page(where, Filters(statuses=(status,) if status else None, category=category), limit=limit)
+    click.echo(render_signals(rows, fmt, services.ctx.clock.now()), nl=False)
+
+
+@main.group()
+def config() -> None:
+    """Check the plant config."""
+
+
+@config.command("check")
+@pass_settings
+def config_check(settings: Settings) -> None:
+    """Validate the config; list every problem with its key and exit 1 if there is one."""
+    from tiermeet.settings import ConfigError, load_config
+
+    path = settings.config_path
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        fail(str(exc), 1)
+    lines = sum(len(a.lines) for a in cfg.areas)
+    click.echo(f"{path or '<built-in demo config>'}: OK — {cfg.plant.name}: {len(cfg.areas)} areas, {lines} lines, "
+               f"{len(cfg.tiers)} tiers, {len(cfg.people)} people, {len(cfg.governance.rules)} rules "
+               f"(policy {cfg.governance.version})")
+
+
+@main.group()
+def db() -> None:
+    """Database upkeep: upgrade, current, check, backup."""
+
+
+@db.command("upgrade")
+@pass_settings
+def db_upgrade(settings: Settings) -> None:
+    """Migrate the database to this version's schema (a backup is taken first)."""
+    from tiermeet.store.engine import make_engine
+    from tiermeet.store.migrate import HEAD_REVISION, SchemaError, upgrade
+
+    path = settings.db_path()
+    try:
+        saved = upgrade(make_engine(path), path)
+    except SchemaError as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+    click.echo(f"{path}: at revision {HEAD_REVISION}" + (f" (backup before upgrade: {saved})" if saved else ""))
+
+
+@db.command("current")
+@pass_settings
+def db_current(settings: Settings) -> None:
+    """Print the database's schema revision and this version's."""
+    from tiermeet.store.migrate import HEAD_REVISION, current_revision
+
+    path = settings.db_path()
+    click.echo(f"{path}: revision {current_revision(path) or '(none: not created yet)'}; this tiermeet expects {HEAD_REVISION}")
+
+
+@db.command("check")
+@pass_settings
+def db_check(settings: Settings) -> None:
+    """Integrity, foreign keys, pragmas and revision; exit 1 if anything is wrong."""
+    from tiermeet.store.health import check_database
+
+    path = settings.db_path()
+    if not path.exists():
+        fail(f"{path}: no database here", EXIT_UNUSABLE)
+    findings = check_database(path)
+    for finding in findings:
+        click.echo(f"{'ok  ' if finding.ok else 'FAIL'} {finding.name}: {finding.detail}")
+    if not all(f.ok for f in findings):
+        sys.exit(1)
+
+
+@db.command("backup")
+@click.argument("dest", type=PathType)
+@pass_settings
+def db_backup(settings: Settings, dest: Path) -> None:
+    """Copy the live database to DEST with SQLite's online backup."""
+    from tiermeet.store.migrate import backup
+
+    path = settings.db_path()
+    if not path.exists():
+        fail(f"{path}: no database here", EXIT_UNUSABLE)
+    if dest.exists():
+        fail(f"{dest}: already exists; choose a new file", EXIT_UNUSABLE)
+    click.echo(f"backed up {path} to {backup(path, dest)}")

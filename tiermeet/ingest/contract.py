@@ -1,0 +1,149 @@
+"""The signal ingest record (design.md §4), shared by file ingest and the central API.
+
+Each field is checked with a message that names the field and what is wrong, in words a
+plant engineer can act on. Fields the contract does not name are kept in ``extra``.
+A time without an offset is read in the plant's time zone.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tiermeet.domain.enums import Category, Severity, SignalKind
+
+REQUIRED = ("external_id", "source", "detected_at", "area", "category", "severity", "title")
+OPTIONAL = ("model_version", "kind", "line", "asset", "confidence", "detail", "suggested_action", "evidence_url")
+FIELDS = REQUIRED + OPTIONAL
+TITLE_MAX = 200
+TEXT_MAX = 10_000
+ID_MAX = 200
+
+#: C0/C1 control characters other than tab and newline, and the bidirectional overrides
+#: that can make a title read differently from what it contains.
+_HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+class RecordError(ValueError):
+    """One field of one record is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a record is checked against: the plant's areas, lines and time zone."""
+
+    area_lines: dict[str, frozenset[str]]
+    zone: ZoneInfo
+
+
+def _choices(enum) -> str:
+    return ", ".join(m.value for m in enum)
+
+
+def _text(record: dict, field: str, limit: int, required: bool) -> str | None:
+    value = record.get(field)
+    if value is None or value == "":
+        if required:
+            raise RecordError(field, "required field is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RecordError(field, f"must be text, not {type(value).__name__}")
+    text = str(value)
+    if required and not text.strip():
+        raise RecordError(field, "must not be blank")
+    if len(text) > limit:
+        raise RecordError(field, f"is {len(text)} characters; the limit is {limit}")
+    hidden = _HIDDEN.search(text)
+    if hidden and field not in ("detail", "suggested_action"):
+        raise RecordError(field, f"contains an invisible control character (U+{ord(hidden.group()):04X})")
+    return text
+
+
+def _enum(record: dict, field: str, enum, default=None):
+    value = record.get(field)
+    if value is None or value == "":
+        if default is None:
+            raise RecordError(field, "required field is missing")
+        return default
+    try:
+        return enum(str(value).strip().lower())
+    except ValueError:
+        raise RecordError(field, f"{value!r} is not one of {_choices(enum)}") from None
+
+
+def _time(record: dict, zone: ZoneInfo) -> datetime:
+    value = record.get("detected_at")
+    if value is None or value == "":
+        raise RecordError("detected_at", "required field is missing")
+    if not isinstance(value, str):
+        raise RecordError("detected_at", f"{value!r} is not an ISO 8601 time (e.g. 2026-11-25T06:40:00+01:00)")
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise RecordError("detected_at", f"{value!r} is not an ISO 8601 time (e.g. 2026-11-25T06:40:00+01:00)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zone)
+    return when.astimezone(timezone.utc)
+
+
+def _confidence(record: dict) -> float | None:
+    value = record.get("confidence")
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RecordError("confidence", f"{value!r} is not a number") from None
+    if isinstance(value, bool) or not 0.0 <= number <= 1.0:
+        raise RecordError("confidence", f"{value!r} is outside 0..1")
+    return number
+
+
+def _url(record: dict) -> str | None:
+    text = _text(record, "evidence_url", 2000, required=False)
+    if text is None:
+        return None
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or " " in text:
+        raise RecordError("evidence_url", f"{text!r} is not an http or https URL")
+    return text
+
+
+def check_record(record: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """The record as signal payload columns, or RecordError for the first field at fault."""
+    external_id = _text(record, "external_id", ID_MAX, required=True)
+    source = _text(record, "source", ID_MAX, required=True)
+    area = _text(record, "area", ID_MAX, required=True)
+    lines = plan.area_lines.get(area)
+    if lines is None:
+        raise RecordError("area", f"{area!r} is not a configured area")
+    line = _text(record, "line", ID_MAX, required=False)
+    if line is not None and line not in lines:
+        raise RecordError("line", f"{line!r} is not a line of area {area!r}")
+    severity = _enum(record, "severity", Severity)
+    extra = {k: v for k, v in record.items() if k not in FIELDS}
+    return {
+        "external_id": external_id,
+        "source": source,
+        "model_version": _text(record, "model_version", ID_MAX, required=False),
+        "kind": _enum(record, "kind", SignalKind, SignalKind.ANOMALY).value,
+        "detected_at": _time(record, plan.zone),
+        "area": area,
+        "line": line,
+        "asset": _text(record, "asset", ID_MAX, required=False),
+        "category": _enum(record, "category", Category).value,
+        "severity": severity.value,
+        "severity_rank": severity.rank,
+        "confidence": _confidence(record),
+        "title": _text(record, "title", TITLE_MAX, required=True).strip(),
+        "detail": _text(record, "detail", TEXT_MAX, required=False),
+        "suggested_action": _text(record, "suggested_action", TEXT_MAX, required=False),
+        "evidence_url": _url(record),
+        "extra": extra or None,
+    }
