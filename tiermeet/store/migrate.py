@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 #: The newest migration in tiermeet/migrations/versions; a test keeps the two equal.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 BACKUPS_KEPT = 5
 
 

@@ -233,7 +233,38 @@ class SyncState(SQLModel, table=True):
     value: str
 
 
-__all__ = [
-    "Person", "Signal", "Meeting", "MeetingAttendance", "Decision", "Action", "Escalation",
-    "Comment", "AuditEntry", "OutboxMutation", "SyncState", "ACTIVE_SQL",
-]
+
+
+class ArchivedMutation(SQLModel, table=True):
+    """A mutation the server acknowledged, kept for a while so it can be pushed again if
+    the server is restored from an older backup (sync-protocol §2.2, §2.5)."""
+
+    __tablename__ = "outbox_archive"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    mutation_id: uuid.UUID = Field(unique=True)
+    name: str
+    entity: str
+    entity_id: str
+    args: dict = _json()
+    hlc: str
+    actor: str
+    created_at: datetime = _when()
+    payload_sha256: str
+    acked_at: datetime = _when(index=True)
+
+
+class Rejection(SQLModel, table=True):
+    """A change the server refused for good; shown to the people who made it, never dropped."""
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    mutation_id: uuid.UUID = Field(unique=True)
+    name: str
+    entity: str
+    entity_id: str
+    actor: str
+    reason_code: str
+    detail: str
+    server_state: dict | None = _json(default=None)
+    rejected_at: datetime = _when()
+    seen_at: datetime | None = _when(default=None)

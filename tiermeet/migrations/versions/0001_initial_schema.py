@@ -3,7 +3,7 @@ audit log (append-only, enforced by triggers), sync outbox and sync state.
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 08:20:01.599166
+Create Date: 2026-11-25
 """
 
 from collections.abc import Sequence
