@@ -1,0 +1,1 @@
+"""The Textual app. It calls services only: no SQL, no HTTP in screens."""
