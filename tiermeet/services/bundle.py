@@ -10,9 +10,11 @@ from tiermeet.services.comments import CommentService
 from tiermeet.services.context import Context
 from tiermeet.services.ingest import IngestService
 from tiermeet.services.meetings import MeetingService
+from tiermeet.services.minutes import MinutesService
 from tiermeet.services.people import PeopleService
 from tiermeet.services.signals import SignalService
 from tiermeet.services.unit import Device
+from tiermeet.services.views import ViewService
 from tiermeet.settings import Config
 from tiermeet.store.engine import make_engine
 from tiermeet.store.migrate import ensure_current
@@ -30,12 +32,14 @@ class Services:
     people: PeopleService
     ingest: IngestService
     board: BoardService
+    views: ViewService
+    minutes: MinutesService
 
     @classmethod
     def over(cls, ctx: Context) -> "Services":
         """The services on an existing context."""
         return cls(ctx, SignalService(ctx), ActionService(ctx), CommentService(ctx), MeetingService(ctx),
-                   PeopleService(ctx), IngestService(ctx), BoardService(ctx))
+                   PeopleService(ctx), IngestService(ctx), BoardService(ctx), ViewService(ctx), MinutesService(ctx))
 
 
 def open_services(db_path: Path, config: Config, *, clock: Clock | None = None, device_name: str | None = None) -> Services:

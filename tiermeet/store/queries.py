@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select, text, tuple_
+from sqlalchemy import Select, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from tiermeet.domain.enums import ACTIVE_STATUSES
@@ -35,6 +35,7 @@ class Filters:
     statuses: tuple[str, ...] | None = None
     category: str | None = None
     source: str | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ def board_select(scope: Scope, filters: Filters = Filters(), after: Cursor | Non
         stmt = stmt.where(Signal.category == filters.category)
     if filters.source:
         stmt = stmt.where(Signal.source == filters.source)
+    if filters.text:
+        pattern = "%" + filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(or_(Signal.title.ilike(pattern, escape="\\"), Signal.asset.ilike(pattern, escape="\\"),
+                              Signal.detail.ilike(pattern, escape="\\")))
     if after is not None:
         stmt = stmt.where(tuple_(Signal.deadline, Signal.severity_rank, Signal.id) > tuple_(after.deadline, after.severity_rank, after.id))
     return stmt.order_by(Signal.deadline, Signal.severity_rank, Signal.id).limit(limit)

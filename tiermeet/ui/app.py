@@ -1,77 +1,177 @@
-"""The tiermeet app: a tier board of open signals for one tier and scope.
+"""The tiermeet app: tier boards, triage, actions, escalations, handover and meetings.
 
-The app receives its services through its constructor (one factory builds them for the
-command line and for tests). The board loads one page at a time from the indexed board
-query in a thread worker, so the first frame never waits for a large plant's history.
+The app receives its services through its constructor (``TierMeetApp(services, …)``);
+the command line and the tests build them with the same factory. Screens call services
+only — no SQL, no HTTP — and slow work runs in thread workers that post results back.
 """
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.reactive import reactive
 
-from tiermeet.domain.refs import short_ref
 from tiermeet.services.bundle import Services
-from tiermeet.store.models import Signal
-from tiermeet.timefmt import time_left
+from tiermeet.store.models import Meeting, Person
+from tiermeet.store.watch import ChangeWatcher
+from tiermeet.ui.screens.board import BoardScreen
+from tiermeet.ui.screens.picker import BoardPicker, board_choices
+from tiermeet.ui.screens.signin import SignInScreen
 
-PAGE = 200
-SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "dim"}
+KIOSK_THEME = "textual-light"
 
 
 class TierMeetApp(App):
-    """The board for one tier and scope."""
+    """A tier board on a kiosk, an office PC or a browser."""
 
     CSS_PATH = Path(__file__).with_name("tiermeet.tcss")
     TITLE = "tiermeet"
+    ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("r", "refresh", "Refresh"),
-        Binding("q", "quit", "Quit"),
+        Binding("q", "quit", "Quit", show=False),
+        Binding("l", "sign_out", "Sign out", show=False),
     ]
 
-    def __init__(self, services: Services, *, tier: int = 1, scope: str | None = None) -> None:
+    operator: reactive[Person | None] = reactive(None, init=False)
+    """The signed-in person; every change is made in their name."""
+
+    def __init__(self, services: Services, *, tier: int | None = None, scope: str | None = None,
+                 kiosk: bool = False, sign_in: bool = True) -> None:
         super().__init__()
         self.services = services
-        self.tier = tier
-        self.scope = scope
+        self.tier, self.scope = tier, scope
+        self.kiosk = kiosk
+        self.ask_sign_in = sign_in
         config = services.ctx.config
-        tier_config = config.tier(tier)
-        where = scope or "plant"
-        self.sub_title = f"{config.plant.name} · Tier {tier} {tier_config.name if tier_config else ''} · {where}"
+        self.zone = ZoneInfo(config.plant.timezone)
+        self.idle_seconds = config.kiosk.idle_lock_minutes * 60
+        self.meeting: Meeting | None = None
+        self.people: list[Person] = []
+        self.watcher = ChangeWatcher(Path(services.ctx.engine.url.database))
+        self._last_input = 0.0
+        if kiosk:
+            self.bind("q", "nothing", show=False)
+            self.bind("ctrl+q", "nothing", show=False)
+            self.bind("ctrl+c", "nothing", show=False)
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("Loading the board…", id="status")
-        yield DataTable(id="board", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+    def now(self) -> datetime:
+        """The services' clock, so tests and the app agree on the time."""
+        return self.services.ctx.clock.now()
 
+    # ----- start -----
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("Sev", "Cat", "Line", "Title", "Source", "Left", "Status", "Ref")
-        self.load_board()
+        self.people = self.services.people.all_active()
+        if self.kiosk:
+            self.theme = KIOSK_THEME
+        self._last_input = self._monotonic()
+        self.set_interval(15, self._check_idle)
+        if self.tier is not None and self.scope is not None:
+            self._open_board(self.tier, self.scope)
+        else:
+            choices = board_choices(self.services.ctx.config)
+            if self.tier is not None:
+                match = [c for c in choices if c[0] == self.tier]
+                if len(match) == 1:
+                    self._open_board(match[0][0], match[0][1])
+                    return
+            self.pick_board(first=True)
 
-    def action_refresh(self) -> None:
-        """Reload the first page of the board."""
-        self.load_board()
+    def _open_board(self, tier: int, scope: str) -> None:
+        self.tier, self.scope = tier, scope
+        if isinstance(self.screen, BoardScreen):
+            self.switch_screen(BoardScreen(tier=tier, scope=scope))
+        else:
+            self.push_screen(BoardScreen(tier=tier, scope=scope))
+        if self.ask_sign_in and self.operator is None:
+            self.push_screen(SignInScreen(self.people), self._signed_in)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="board")
-    def load_board(self) -> None:
-        """Read the first page in a thread; hand the rows to the UI thread."""
-        board = self.services.board
-        rows = board.page(board.scope_for(self.tier, self.scope), limit=PAGE)
-        self.call_from_thread(self._show, rows)
+    def pick_board(self, first: bool = False) -> None:
+        """Ask which tier and scope to show."""
+        def chosen(choice: tuple[int, str] | None) -> None:
+            if choice is not None:
+                self._open_board(*choice)
+            elif first:
+                self.exit()
+        self.push_screen(BoardPicker(self.services.ctx.config), chosen)
 
-    def _show(self, rows: list[Signal]) -> None:
-        table = self.query_one(DataTable)
-        now = self.services.ctx.clock.now()
-        table.clear()
-        for s in rows:
-            table.add_row(
-                f"[{SEVERITY_STYLE[s.severity]}]{s.severity}[/]", s.category, s.line or s.area, s.title,
-                s.source if s.confidence is None else f"{s.source} {s.confidence:.0%}",
-                time_left(s.deadline, now), s.status, short_ref("signal", s.id), key=str(s.id),
-            )
-        more = " (first page)" if len(rows) == PAGE else ""
-        self.query_one("#status", Static).update(f"{len(rows)} open signals{more}" if rows else "No open signals — the board is clear.")
+    # ----- operator -----
+    def _signed_in(self, person: Person | None) -> None:
+        if person is not None:
+            self.operator = person
+            self.notify(f"Signed in as {person.name}")
+
+    def watch_operator(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, BoardScreen) and screen.is_mounted:
+                screen.update_topbar()
+
+    def as_operator(self, then: Callable[[], None]) -> None:
+        """Run ``then`` as the signed-in person, asking for a sign-in first if needed."""
+        if self.operator is not None:
+            then()
+            return
+
+        def signed_in(person: Person | None) -> None:
+            self._signed_in(person)
+            if person is not None:
+                then()
+        self.push_screen(SignInScreen(self.people), signed_in)
+
+    def action_sign_out(self) -> None:
+        """Sign the operator out and show the sign-in screen."""
+        self.operator = None
+        self.push_screen(SignInScreen(self.people), self._signed_in)
+
+    def action_nothing(self) -> None:
+        """Kiosk mode swallows quit keys."""
+
+    # ----- idle lock -----
+    def _monotonic(self) -> float:
+        import time
+
+        return time.monotonic()
+
+    def on_event(self, event):
+        from textual import events
+
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self._last_input = self._monotonic()
+        return super().on_event(event)
+
+    def _check_idle(self) -> None:
+        if self.operator is not None and self._monotonic() - self._last_input >= self.idle_seconds:
+            self.operator = None
+            self.push_screen(SignInScreen(self.people, locked=True), self._signed_in)
+
+    # ----- meetings -----
+    def open_meeting(self) -> None:
+        """Start a meeting for the board's tier and scope, or go back to the running one."""
+        from tiermeet.ui.screens.meeting import MeetingScreen
+
+        if self.meeting is None:
+            self.meeting = self.services.meetings.start(actor=self.operator.id, tier=self.tier, scope=self.scope)
+        self.push_screen(MeetingScreen(self.meeting))
+
+    # ----- command palette -----
+    def get_system_commands(self, screen):
+        if not self.kiosk:
+            yield from super().get_system_commands(screen)
+        yield SystemCommand("Go to another board", "Pick a tier and scope", self.pick_board)
+        yield SystemCommand("Start or open the meeting", "Meeting mode for this board", lambda: self.as_operator(self.open_meeting))
+        yield SystemCommand("Open actions", "Open actions by owner, overdue first", lambda: self._board_action("actions"))
+        yield SystemCommand("Escalations in", "What lower tiers pushed up today", lambda: self._board_action("escalations_in"))
+        yield SystemCommand("Shift handover", "Everything still open, with owners", lambda: self._board_action("handover"))
+        yield SystemCommand("Find a signal", "Search the board by text", lambda: self._board_action("search"))
+        yield SystemCommand("Kiosk theme (high contrast)", "Switch to the high-contrast theme", lambda: setattr(self, "theme", KIOSK_THEME))
+        yield SystemCommand("Sign out", "Sign the operator out", self.action_sign_out)
+
+    def _board_action(self, name: str) -> None:
+        board = next((s for s in reversed(self.screen_stack) if isinstance(s, BoardScreen)), None)
+        if board is not None:
+            getattr(board, f"action_{name}")()
+
+    def on_unmount(self) -> None:
+        self.watcher.close()

@@ -1,0 +1,316 @@
+"""The tier board: open signals for one tier and scope, the selected one's story, and
+one-key triage.
+
+Rows come a page at a time from the indexed board query (never the whole history), in a
+thread worker. A change committed by anyone — this kiosk, another one, ingest, the sweep,
+sync — is noticed through the database's data version within a second, and only the rows
+that changed are redrawn. Time left counts down on its own timer.
+"""
+
+from dataclasses import replace
+from datetime import datetime
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Select, Static
+
+from tiermeet.domain.enums import Category, SignalStatus
+from tiermeet.store.models import Signal
+from tiermeet.store.queries import Cursor, Filters, Scope
+from tiermeet.timefmt import span, time_left
+from tiermeet.ui.triage import TRIAGE_BINDINGS, TriageMixin
+from tiermeet.ui.widgets.detail import SignalDetail
+
+PAGE = 200
+#: Share of the window left below which time left turns amber.
+AMBER_SHARE = 0.25
+SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "dim"}
+COLUMNS = (("sev", "Sev"), ("cat", "Cat"), ("where", "Line/asset"), ("title", "Title"), ("source", "Source"),
+           ("age", "Age"), ("left", "Left"), ("status", "Status"))
+
+
+def left_cell(signal: Signal, now: datetime) -> Text:
+    """Time left, amber near the end of the window, red once breached."""
+    text = time_left(signal.deadline, now)
+    window = (signal.deadline - signal.tier_entered_at).total_seconds() or 1
+    remaining = (signal.deadline - now).total_seconds()
+    style = "bold red" if remaining < 0 else "dark_orange" if remaining / window < AMBER_SHARE else ""
+    return Text(text if remaining >= 0 else f"late {text[1:]}", style=style)
+
+
+def row_cells(signal: Signal, now: datetime) -> tuple:
+    """The board cells of a signal."""
+    where = signal.line or signal.area
+    source = signal.source if signal.confidence is None else f"{signal.source} {signal.confidence:.0%}"
+    return (Text(signal.severity, style=SEVERITY_STYLE[signal.severity]), signal.category,
+            f"{where} · {signal.asset}" if signal.asset else where, signal.title, source,
+            span(now - signal.detected_at), left_cell(signal, now), signal.status)
+
+
+class BoardScreen(TriageMixin, Screen):
+    """One tier board."""
+
+    BINDINGS = [
+        *TRIAGE_BINDINGS,
+        Binding("slash", "search", "Search"),
+        Binding("f", "filters", "Filter", show=False),
+        Binding("m", "meeting", "Meeting"),
+        Binding("t", "actions", "Actions"),
+        Binding("i", "escalations_in", "Esc. in", show=False),
+        Binding("h", "handover", "Handover", show=False),
+        Binding("b", "switch_board", "Board", show=False),
+        Binding("enter", "toggle_detail", "Details", show=False),
+        Binding("f5", "reload", "Reload", show=False),
+        Binding("escape", "clear_search", "Clear", show=False),
+    ]
+
+    def __init__(self, *, tier: int, scope: str) -> None:
+        super().__init__()
+        self.tier = tier
+        self.scope_id = scope
+        self.rows: list[Signal] = []
+        self.filters = Filters()
+        self.more = False
+        self._sources_loaded = False
+
+    # ----- layout -----
+    def compose(self) -> ComposeResult:
+        config = self.app.services.ctx.config
+        yield Static(id="topbar")
+        with Horizontal(id="filterbar"):
+            yield Input(placeholder="search title, asset, detail", id="search")
+            yield Select([(c.value, c.value) for c in Category], prompt="category", id="f-category")
+            yield Select([(s.value, s.value) for s in SignalStatus], prompt="status: active", id="f-status")
+            yield Select([(ln, ln) for ln in config.line_area], prompt="line", id="f-line")
+            yield Select([], prompt="source", id="f-source")
+        with Horizontal(id="main"):
+            yield DataTable(id="board", cursor_type="row", zebra_stripes=True)
+            yield SignalDetail(id="detail")
+        yield Static(id="statusline")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        table.focus()
+        self.update_topbar()
+        self.load_first_page()
+        self.set_interval(1.0, self.poll_changes)
+        self.set_interval(5.0, self.tick_countdown)
+
+    def on_resize(self) -> None:
+        self.query_one("#detail").set_class(self.size.width < 120, "narrow")
+
+    @property
+    def board_scope(self) -> Scope:
+        """The scope of this board, narrowed by the line filter."""
+        scope = self.app.services.board.scope_for(self.tier, self.scope_id)
+        line = self.query_one("#f-line", Select).value
+        return replace(scope, line=line, area=None) if isinstance(line, str) else scope
+
+    def update_topbar(self) -> None:
+        """Plant, board, operator and meeting."""
+        app = self.app
+        config = app.services.ctx.config
+        tier = config.tier(self.tier)
+        who = app.operator.name if app.operator else "not signed in (press any triage key)"
+        meeting = " · MEETING" if app.meeting else ""
+        self.query_one("#topbar", Static).update(
+            f"[b]{config.plant.name}[/] · Tier {self.tier} {tier.name if tier else ''} · {self.scope_id} · {who}{meeting}"
+        )
+
+    # ----- loading -----
+    def load_first_page(self) -> None:
+        """Reload from the top of the board."""
+        self._load(self.board_scope, self.filters, None, PAGE, replace_rows=True)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="board")
+    def _load(self, scope: Scope, filters: Filters, after: Cursor | None, limit: int, replace_rows: bool) -> None:
+        rows = self.app.services.board.page(scope, filters, after, limit)
+        self.app.call_from_thread(self._apply_rows, rows, replace_rows, limit)
+
+    def _apply_rows(self, rows: list[Signal], replace_rows: bool, limit: int) -> None:
+        table = self.query_one(DataTable)
+        now = self.app.now()
+        if replace_rows:
+            self._diff_into(table, rows, now)
+            self.rows = rows
+        else:
+            for signal in rows:
+                table.add_row(*row_cells(signal, now), key=str(signal.id))
+            self.rows += rows
+        self.more = len(rows) == limit
+        self.update_status()
+        self.show_detail()
+        if not self._sources_loaded:
+            self._sources_loaded = True
+            self._load_sources()
+
+    @work(thread=True, exit_on_error=False, group="sources")
+    def _load_sources(self) -> None:
+        sources = self.app.services.views.active_sources(self.app.services.board.scope_for(self.tier, self.scope_id))
+        self.app.call_from_thread(self.query_one("#f-source", Select).set_options, [(s, s) for s in sources])
+
+    def _diff_into(self, table: DataTable, rows: list[Signal], now: datetime) -> None:
+        """Make the table show ``rows``, touching only rows that changed."""
+        old = {str(s.id): s for s in self.rows}
+        new_ids = [str(s.id) for s in rows]
+        if new_ids == [str(s.id) for s in self.rows]:
+            for signal in rows:
+                before = old[str(signal.id)]
+                if before.updated_hlc != signal.updated_hlc:
+                    for (key, _label), value in zip(COLUMNS, row_cells(signal, now), strict=True):
+                        table.update_cell(str(signal.id), key, value)
+            return
+        selected = self.selected_id
+        table.clear()
+        for signal in rows:
+            table.add_row(*row_cells(signal, now), key=str(signal.id))
+        if selected in new_ids:
+            table.move_cursor(row=new_ids.index(selected), animate=False)
+
+    def poll_changes(self) -> None:
+        """Reload the rows on screen when anyone committed a change."""
+        if self.app.watcher.changed():
+            self._load(self.board_scope, self.filters, None, max(PAGE, len(self.rows)), replace_rows=True)
+
+    def tick_countdown(self) -> None:
+        """Redraw time left and age."""
+        table = self.query_one(DataTable)
+        now = self.app.now()
+        for signal in self.rows:
+            key = str(signal.id)
+            table.update_cell(key, "left", left_cell(signal, now))
+            table.update_cell(key, "age", span(now - signal.detected_at))
+
+    def update_status(self) -> None:
+        """The line under the board: counts and filters."""
+        breached = sum(1 for s in self.rows if s.deadline < self.app.now())
+        shown = f"{len(self.rows)}{'+' if self.more else ''} signals"
+        text = f"{shown} · {breached} past their window" if self.rows else "No open signals here — the board is clear."
+        active = [f for f in (self.filters.text, self.filters.category, self.filters.source) if f]
+        if self.filters.statuses:
+            active.append(self.filters.statuses[0])
+        if active:
+            text += f" · filtered: {', '.join(active)} (esc clears)"
+        self.query_one("#statusline", Static).update(text)
+
+    # ----- selection -----
+    @property
+    def selected_id(self) -> str | None:
+        """The id of the row under the cursor."""
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
+            return None
+        return str(self.rows[table.cursor_row].id)
+
+    @property
+    def selected(self) -> Signal | None:
+        """The signal under the cursor."""
+        sid = self.selected_id
+        return next((s for s in self.rows if str(s.id) == sid), None)
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.more and event.cursor_row >= len(self.rows) - 1:
+            self._load(self.board_scope, self.filters, Cursor.after(self.rows[-1]), PAGE, replace_rows=False)
+        self.show_detail()
+
+    def show_detail(self) -> None:
+        """Load the selected signal's story into the detail pane."""
+        signal = self.selected
+        if signal is None:
+            self.query_one(SignalDetail).show(None, self.app.now(), self.app.zone)
+        else:
+            self._load_story(signal.id)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="story")
+    def _load_story(self, signal_id) -> None:
+        story = self.app.services.views.story(signal_id)
+        self.app.call_from_thread(self.query_one(SignalDetail).show, story, self.app.now(), self.app.zone)
+
+    def action_toggle_detail(self) -> None:
+        """Show or hide the detail pane (narrow screens show one at a time)."""
+        detail = self.query_one(SignalDetail)
+        detail.set_class(not detail.has_class("open"), "open")
+
+    # ----- filters -----
+    def action_search(self) -> None:
+        """Show the filter bar and type a search."""
+        self.query_one("#filterbar").display = True
+        self.query_one("#search", Input).focus()
+
+    def action_filters(self) -> None:
+        """Show or hide the filter bar."""
+        bar = self.query_one("#filterbar")
+        bar.display = not bar.display
+        if bar.display:
+            self.query_one("#f-category", Select).focus()
+        else:
+            self.query_one(DataTable).focus()
+
+    def action_clear_search(self) -> None:
+        """Drop every filter."""
+        self.query_one("#search", Input).value = ""
+        for select in self.query(Select):
+            select.clear()
+        self.query_one("#filterbar").display = False
+        self.query_one(DataTable).focus()
+        self._filters_changed()
+
+    @on(Input.Changed, "#search")
+    @on(Select.Changed)
+    def _filters_changed(self) -> None:
+        def value(widget_id: str) -> str | None:
+            v = self.query_one(widget_id, Select).value
+            return v if isinstance(v, str) else None
+
+        status = value("#f-status")
+        self.filters = Filters(statuses=(status,) if status else None, category=value("#f-category"),
+                               source=value("#f-source"), text=self.query_one("#search", Input).value.strip() or None)
+        self.load_first_page()
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def after_change(self) -> None:
+        """Show a change at once, without waiting for the change poll."""
+        self._load(self.board_scope, self.filters, None, max(PAGE, len(self.rows)), replace_rows=True)
+
+    # ----- other views -----
+    def action_actions(self) -> None:
+        """Open actions by owner."""
+        from tiermeet.ui.screens.actions import ActionsScreen
+
+        self.app.push_screen(ActionsScreen(self.board_scope))
+
+    def action_escalations_in(self) -> None:
+        """What lower tiers pushed up today."""
+        from tiermeet.ui.screens.escalations import EscalationsScreen
+
+        self.app.push_screen(EscalationsScreen(self.tier, self.board_scope))
+
+    def action_handover(self) -> None:
+        """Everything still open, with owners, for the next shift."""
+        from tiermeet.ui.screens.handover import HandoverScreen
+
+        self.app.push_screen(HandoverScreen(self.board_scope))
+
+    def action_meeting(self) -> None:
+        """Start (or return to) the meeting of this tier and scope."""
+        self.app.as_operator(self.app.open_meeting)
+
+    def action_switch_board(self) -> None:
+        """Pick another tier and scope."""
+        self.app.pick_board()
+
+    def action_reload(self) -> None:
+        """Reload from the database."""
+        self.load_first_page()
+

@@ -1,0 +1,141 @@
+"""One-key triage of the selected signal, shared by the board and meeting mode.
+
+A screen mixes this in and provides ``selected`` (the signal under the cursor) and
+``after_change()`` (reload what it shows). Every change asks for a signed-in operator
+first, runs the service call in a thread, and reports refusals as notifications or
+beside the form's fields.
+"""
+
+from textual import work
+from textual.binding import Binding
+
+from tiermeet.domain.enums import DecisionKind
+from tiermeet.domain.refs import short_ref
+from tiermeet.services.signals import ActionSpec, Outcome
+from tiermeet.store.models import Signal
+from tiermeet.ui.errors import EXPLAINED, explain
+from tiermeet.ui.screens.decide import DecideDialog, DecisionRequest
+from tiermeet.ui.screens.prompts import ResolveDialog, TextDialog
+
+TRIAGE_BINDINGS = [
+    Binding("a", "acknowledge", "Ack"),
+    Binding("d", "decide", "Decide"),
+    Binding("e", "escalate", "Escalate"),
+    Binding("s", "shelve", "Shelve"),
+    Binding("x", "dismiss_signal", "Dismiss"),
+    Binding("r", "resolve", "Resolve"),
+    Binding("c", "comment", "Comment"),
+    Binding("o", "reopen", "Reopen", show=False),
+]
+
+
+class TriageMixin:
+    """Triage actions on ``self.selected``."""
+
+    def _with_signal(self, then) -> None:
+        signal = self.selected
+        if signal is None:
+            self.notify("Pick a signal first", severity="warning")
+            return
+        self.app.as_operator(lambda: then(signal))
+
+    def _saved(self, message: str):
+        def done(saved: bool | None) -> None:
+            if saved:
+                self.notify(message)
+                self.after_change()
+        return done
+
+    selected: Signal | None
+
+    def after_change(self) -> None:
+        """Reload what the screen shows; each screen says how."""
+        raise NotImplementedError
+
+    def action_acknowledge(self) -> None:
+        """Acknowledge the selected signal: seen, clock still running."""
+        self._with_signal(lambda s: self._run(lambda: self.app.services.signals.acknowledge(s.id, actor=self.app.operator.id),
+                                              f"Acknowledged {short_ref('signal', s.id)}"))
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def _run(self, call, message: str) -> None:
+        try:
+            call()
+        except EXPLAINED as exc:
+            self.app.call_from_thread(self.notify, explain(exc), severity="error", timeout=8)
+            return
+        self.app.call_from_thread(self.notify, message)
+        self.app.call_from_thread(self.after_change)
+
+    def _decide(self, kind: DecisionKind) -> None:
+        def open_dialog(signal: Signal) -> None:
+            app = self.app
+            self.app.push_screen(
+                DecideDialog(self._save_decision, signal=signal, people=app.people, kind=kind,
+                             now=app.now, zone=app.zone, calendar=app.services.ctx.config.calendar),
+                self._saved(f"Decision recorded on {short_ref('signal', signal.id)}"),
+            )
+        self._with_signal(open_dialog)
+
+    def _save_decision(self, request: DecisionRequest) -> None:
+        app = self.app
+        action = None
+        if request.action_title:
+            action = ActionSpec(request.action_title, request.owner, request.due_at)
+        app.services.signals.decide(
+            request.signal.id, actor=app.operator.id, kind=request.kind, rationale=request.rationale,
+            disposition=request.disposition, shelve_until=request.shelve_until, action=action,
+            meeting_id=app.meeting.id if app.meeting else None,
+        )
+
+    def action_decide(self) -> None:
+        """Record a decision (act, monitor, dismiss, shelve, escalate)."""
+        self._decide(DecisionKind.ACT)
+
+    def action_shelve(self) -> None:
+        """Shelve the selected signal until a time."""
+        self._decide(DecisionKind.SHELVE)
+
+    def action_dismiss_signal(self) -> None:
+        """Dismiss the selected signal with a disposition."""
+        self._decide(DecisionKind.DISMISS)
+
+    def action_escalate(self) -> None:
+        """Send the selected signal up a tier, with a reason."""
+        def open_dialog(signal: Signal) -> None:
+            self.app.push_screen(
+                TextDialog(lambda reason: self.app.services.signals.escalate(signal.id, actor=self.app.operator.id, reason=reason),
+                           title=f"Escalate to tier {signal.tier + 1}: {signal.title}", prompt="Why does the next tier need it?",
+                           placeholder="reason (required)"),
+                self._saved(f"Escalated {short_ref('signal', signal.id)} to tier {signal.tier + 1}"),
+            )
+        self._with_signal(open_dialog)
+
+    def action_comment(self) -> None:
+        """Add a comment to the selected signal."""
+        def open_dialog(signal: Signal) -> None:
+            self.app.push_screen(
+                TextDialog(lambda body: self.app.services.comments.add("signal", signal.id, actor=self.app.operator.id, body=body),
+                           title=f"Comment on {signal.title}", prompt="Comment"),
+                self._saved("Comment added"),
+            )
+        self._with_signal(open_dialog)
+
+    def action_reopen(self) -> None:
+        """Reopen a resolved, dismissed or shelved signal (filter by status to find it)."""
+        def open_dialog(signal: Signal) -> None:
+            self.app.push_screen(
+                TextDialog(lambda reason: self.app.services.signals.reopen(signal.id, actor=self.app.operator.id, reason=reason),
+                           title=f"Reopen {signal.title}", prompt="Why reopen it?"),
+                self._saved(f"Reopened {short_ref('signal', signal.id)}"),
+            )
+        self._with_signal(open_dialog)
+
+    def action_resolve(self) -> None:
+        """Close the selected signal with its outcome."""
+        def open_dialog(signal: Signal) -> None:
+            def save(values: dict) -> None:
+                outcome = Outcome(values["downtime"], values["scrap"], values["yield"], values["note"])
+                self.app.services.signals.resolve(signal.id, actor=self.app.operator.id, outcome=outcome)
+            self.app.push_screen(ResolveDialog(save, title=signal.title), self._saved(f"Resolved {short_ref('signal', signal.id)}"))
+        self._with_signal(open_dialog)
