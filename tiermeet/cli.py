@@ -76,23 +76,28 @@ PathType = click.Path(path_type=Path, dir_okay=False)
 @click.option("--config", "config", type=PathType, envvar="TIERMEET_CONFIG", help="Plant config TOML [env TIERMEET_CONFIG].")
 @click.option("--tier", type=click.IntRange(1, 4), help="Tier board to open (1 line, 2 area, 3 plant).")
 @click.option("--scope", help="Line, area or 'plant' the board covers.")
+@click.option("--kiosk", is_flag=True, help="Shop-floor kiosk: no quit key, high-contrast theme.")
 @click.version_option(package_name="tiermeet")
 @click.pass_context
-def main(ctx: click.Context, db: Path | None, config: Path | None, tier: int | None, scope: str | None) -> None:
+def main(ctx: click.Context, db: Path | None, config: Path | None, tier: int | None, scope: str | None, kiosk: bool) -> None:
     """tiermeet: tiered daily-management meetings for AI signals.
 
-    Without a command, opens the tier board."""
+    Without a command, opens the tier board (asking which one when neither the options nor
+    the config's [kiosk] section say)."""
     ctx.obj = Settings(db, config)
     if ctx.invoked_subcommand is None:
-        settings = ctx.obj
-        _open_board(settings.services(), tier, scope)
+        _open_board(ctx.obj.services(), tier, scope, kiosk)
 
 
-def _open_board(services, tier: int | None, scope: str | None) -> None:
+def _open_board(services, tier: int | None, scope: str | None, kiosk: bool = False) -> None:
     from tiermeet.ui.app import TierMeetApp
 
-    kiosk = services.ctx.config.kiosk
-    TierMeetApp(services, tier=tier or kiosk.tier or 1, scope=scope or kiosk.scope).run()
+    config = services.ctx.config
+    if scope is not None and scope != "plant" and scope not in config.line_area and scope not in {a.id for a in config.areas}:
+        fail(f"--scope: {scope!r} is not a configured line, area or 'plant'", EXIT_UNUSABLE)
+    if tier is not None and config.tier(tier) is None:
+        fail(f"--tier: this plant runs no tier {tier}; it runs {', '.join(str(t.level) for t in config.tiers)}", EXIT_UNUSABLE)
+    TierMeetApp(services, tier=tier or config.kiosk.tier, scope=scope or config.kiosk.scope, kiosk=kiosk).run()
 
 
 @main.command()
@@ -268,3 +273,50 @@ def db_backup(settings: Settings, dest: Path) -> None:
     if dest.exists():
         fail(f"{dest}: already exists; choose a new file", EXIT_UNUSABLE)
     click.echo(f"backed up {path} to {backup(path, dest)}")
+
+
+@main.command()
+@click.argument("meeting", required=False)
+@click.option("--last", is_flag=True, help="The most recent meeting.")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@pass_settings
+def minutes(settings: Settings, meeting: str | None, last: bool, fmt: str) -> None:
+    """Export a meeting's minutes: attendees, duration, decisions, actions, escalations."""
+    from zoneinfo import ZoneInfo
+
+    from tiermeet.domain.errors import DomainError
+
+    if bool(meeting) == last:
+        fail("name one meeting: a MEETING_ID (or M-… reference) or --last", EXIT_UNUSABLE)
+    services = settings.services()
+    try:
+        key = services.minutes.last_meeting_id() if last else meeting
+        result = services.minutes.minutes(key)
+    except DomainError as exc:
+        fail(str(exc), 1)
+    zone = ZoneInfo(services.ctx.config.plant.timezone)
+    click.echo(result.to_json() if fmt == "json" else result.to_markdown(zone), nl=False)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--tier", type=click.IntRange(1, 4))
+@click.option("--scope")
+@pass_settings
+def web(settings: Settings, host: str, port: int, tier: int | None, scope: str | None) -> None:
+    """Serve the app in a browser (for supervisors in an office)."""
+    import shlex
+
+    from textual_serve.server import Server
+
+    command = [sys.executable, "-m", "tiermeet", "--db", str(settings.db_path())]
+    if settings.config_path is not None:
+        command += ["--config", str(settings.config_path)]
+    if tier is not None:
+        command += ["--tier", str(tier)]
+    if scope is not None:
+        command += ["--scope", scope]
+    where = "only this machine (use --host 0.0.0.0 to open it to the network)" if host in ("127.0.0.1", "localhost") else "the network"
+    click.echo(f"Serving tiermeet at http://{host}:{port} — reachable from {where}. Ctrl+C stops it.")
+    Server(shlex.join(command), host=host, port=port, title="tiermeet").serve()

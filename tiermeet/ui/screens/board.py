@@ -29,8 +29,15 @@ PAGE = 200
 #: Share of the window left below which time left turns amber.
 AMBER_SHARE = 0.25
 SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "dim"}
-COLUMNS = (("sev", "Sev"), ("cat", "Cat"), ("where", "Line/asset"), ("title", "Title"), ("source", "Source"),
-           ("age", "Age"), ("left", "Left"), ("status", "Status"))
+SEVERITY_SHORT = {"critical": "CRIT", "high": "HIGH", "medium": "MED", "low": "LOW"}
+STATUS_SHORT = {"open": "open", "acknowledged": "ack'd", "actioned": "actioned", "resolved": "resolved",
+                "dismissed": "dismissed", "shelved": "shelved"}
+#: Columns by importance, left to right, with fixed widths (None: the title takes what is
+#: left). Fixed widths keep narrow kiosks readable and spare the table measuring cells.
+COLUMNS = (("sev", "Sev", 4), ("left", "Left", 10), ("status", "Status", 9), ("cat", "Q", 1),
+           ("where", "Line/asset", 12), ("title", "Title", None), ("source", "Source", 18), ("age", "Age", 7))
+FIXED = sum(w for _k, _l, w in COLUMNS if w) + 2 * len(COLUMNS)
+MIN_TITLE = 24
 
 
 def left_cell(signal: Signal, now: datetime) -> Text:
@@ -43,12 +50,12 @@ def left_cell(signal: Signal, now: datetime) -> Text:
 
 
 def row_cells(signal: Signal, now: datetime) -> tuple:
-    """The board cells of a signal."""
+    """The board cells of a signal, in COLUMNS order."""
     where = signal.line or signal.area
     source = signal.source if signal.confidence is None else f"{signal.source} {signal.confidence:.0%}"
-    return (Text(signal.severity, style=SEVERITY_STYLE[signal.severity]), signal.category,
-            f"{where} · {signal.asset}" if signal.asset else where, signal.title, source,
-            span(now - signal.detected_at), left_cell(signal, now), signal.status)
+    return (Text(SEVERITY_SHORT[signal.severity], style=SEVERITY_STYLE[signal.severity]), left_cell(signal, now),
+            STATUS_SHORT[signal.status], Text(signal.category[0].upper(), style="bold"),
+            f"{where}·{signal.asset}" if signal.asset else where, signal.title, source, span(now - signal.detected_at))
 
 
 class BoardScreen(TriageMixin, Screen):
@@ -63,7 +70,7 @@ class BoardScreen(TriageMixin, Screen):
         Binding("i", "escalations_in", "Esc. in", show=False),
         Binding("h", "handover", "Handover", show=False),
         Binding("b", "switch_board", "Board", show=False),
-        Binding("enter", "toggle_detail", "Details", show=False),
+        Binding("enter", "toggle_detail", "Details"),
         Binding("f5", "reload", "Reload", show=False),
         Binding("escape", "clear_search", "Clear", show=False),
     ]
@@ -76,6 +83,7 @@ class BoardScreen(TriageMixin, Screen):
         self.filters = Filters()
         self.more = False
         self._sources_loaded = False
+        self._title_width = 0
 
     # ----- layout -----
     def compose(self) -> ComposeResult:
@@ -95,8 +103,7 @@ class BoardScreen(TriageMixin, Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
+        self._layout_columns()
         table.focus()
         self.update_topbar()
         self.load_first_page()
@@ -104,7 +111,23 @@ class BoardScreen(TriageMixin, Screen):
         self.set_interval(5.0, self.tick_countdown)
 
     def on_resize(self) -> None:
-        self.query_one("#detail").set_class(self.size.width < 120, "narrow")
+        self.query_one("#main").set_class(self.size.width < 120, "narrow")
+        self._layout_columns()
+
+    def _layout_columns(self) -> None:
+        """Give the title the width the other columns leave (rebuilds only if it changed)."""
+        board_width = self.size.width if self.size.width < 120 else self.size.width * 3 // 5
+        width = max(MIN_TITLE, board_width - FIXED - 2)
+        if width == self._title_width:
+            return
+        self._title_width = width
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        for key, label, fixed in COLUMNS:
+            table.add_column(label, key=key, width=fixed or width)
+        now = self.app.now()
+        for signal in self.rows:
+            table.add_row(*row_cells(signal, now), key=str(signal.id))
 
     @property
     def board_scope(self) -> Scope:
@@ -164,7 +187,7 @@ class BoardScreen(TriageMixin, Screen):
             for signal in rows:
                 before = old[str(signal.id)]
                 if before.updated_hlc != signal.updated_hlc:
-                    for (key, _label), value in zip(COLUMNS, row_cells(signal, now), strict=True):
+                    for (key, _label, _width), value in zip(COLUMNS, row_cells(signal, now), strict=True):
                         table.update_cell(str(signal.id), key, value)
             return
         selected = self.selected_id
@@ -234,10 +257,14 @@ class BoardScreen(TriageMixin, Screen):
         story = self.app.services.views.story(signal_id)
         self.app.call_from_thread(self.query_one(SignalDetail).show, story, self.app.now(), self.app.zone)
 
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_toggle_detail()
+
     def action_toggle_detail(self) -> None:
-        """Show or hide the detail pane (narrow screens show one at a time)."""
-        detail = self.query_one(SignalDetail)
-        detail.set_class(not detail.has_class("open"), "open")
+        """Show or hide the detail pane (narrow screens show the board or the detail)."""
+        main = self.query_one("#main")
+        main.set_class(not main.has_class("detail-open"), "detail-open")
 
     # ----- filters -----
     def action_search(self) -> None:
@@ -255,7 +282,11 @@ class BoardScreen(TriageMixin, Screen):
             self.query_one(DataTable).focus()
 
     def action_clear_search(self) -> None:
-        """Drop every filter."""
+        """Close the detail on a narrow screen, else drop every filter."""
+        main = self.query_one("#main")
+        if main.has_class("narrow") and main.has_class("detail-open"):
+            main.remove_class("detail-open")
+            return
         self.query_one("#search", Input).value = ""
         for select in self.query(Select):
             select.clear()
