@@ -49,14 +49,14 @@ class Settings:
         except ConfigError as exc:
             fail(str(exc), EXIT_UNUSABLE)
 
-    def services(self, db: Path | None = None, clock=None):
+    def services(self, db: Path | None = None, *, prepare: bool = True):
         """Services on the database, migrated to head, or exit 2 with the reason."""
         from tiermeet.services.bundle import open_services
         from tiermeet.store.migrate import SchemaError
 
         config = self.load_config()
         try:
-            return open_services(db or self.db_path(), config, clock=clock)
+            return open_services(db or self.db_path(), config, prepare=prepare)
         except SchemaError as exc:
             fail(str(exc), EXIT_UNUSABLE)
 
@@ -86,7 +86,7 @@ def main(ctx: click.Context, db: Path | None, config: Path | None, tier: int | N
     the config's [kiosk] section say)."""
     ctx.obj = Settings(db, config)
     if ctx.invoked_subcommand is None:
-        _open_board(ctx.obj.services(), tier, scope, kiosk)
+        _open_board(ctx.obj.services(prepare=False), tier, scope, kiosk)
 
 
 def _open_board(services, tier: int | None, scope: str | None, kiosk: bool = False) -> None:

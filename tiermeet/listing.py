@@ -14,13 +14,13 @@ from rich.table import Table
 
 from tiermeet.domain.refs import short_ref
 from tiermeet.ingest.contract import FIELDS
-from tiermeet.store.models import Signal
+from tiermeet.store.queries import SignalRow
 from tiermeet.timefmt import time_left
 
 COLUMNS = ("id", "tier", "status", "deadline", *FIELDS)
 
 
-def as_record(signal: Signal) -> dict:
+def as_record(signal: SignalRow) -> dict:
     """A signal as a flat JSON-ready dict with stable keys."""
     record = {name: getattr(signal, name) for name in COLUMNS}
     record["id"] = str(signal.id)
@@ -29,7 +29,7 @@ def as_record(signal: Signal) -> dict:
     return record
 
 
-def render_signals(signals: list[Signal], fmt: str, now: datetime) -> str:
+def render_signals(signals: list[SignalRow], fmt: str, now: datetime) -> str:
     """``signals`` in ``fmt`` (table, json or csv)."""
     if fmt == "json":
         return "".join(json.dumps(as_record(s), ensure_ascii=False) + "\n" for s in signals)

@@ -14,8 +14,10 @@ from tiermeet.domain.lifecycle import next_action_status
 from tiermeet.domain.refs import short_ref
 from sqlalchemy.orm import Session
 
-from tiermeet.services.context import Context, find_person, load_record
-from tiermeet.services.signals import ActionSpec, _new_action, actor_id_of, fields_of, load_signal
+from tiermeet.services.context import Context
+from tiermeet.services.lookup import find_person, load_record
+from tiermeet.services.requests import ActionSpec
+from tiermeet.services.signals import _new_action, fields_of, load_signal
 from tiermeet.services.unit import Tx
 from tiermeet.store.models import Action
 
@@ -41,7 +43,7 @@ class ActionService:
 
     def create(self, *, actor: str, title: str, owner: str, due_at: datetime, signal: "uuid.UUID | str | None" = None) -> Action:
         """New work for one owner, optionally on a signal."""
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             signal_id = load_signal(tx.session, signal).id if signal is not None else None
             stamp = tx.stamp()
             action = _new_action(tx, ActionSpec(title, owner, due_at), signal_id=signal_id, decision_id=None, stamp=stamp)
@@ -50,7 +52,7 @@ class ActionService:
             return action
 
     def _edit(self, key, actor: str, verb: str, mutation: str, change) -> Action:
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             action = load_action(tx.session, key)
             before = _image(action)
             status = next_action_status(verb, ActionStatus(action.status), short_ref("action", action.id))

@@ -1,35 +1,34 @@
-"""Reading the board: pages of signals in board order, and one signal's history."""
+"""Reading the board: pages of signals in board order, on plain sqlite3 (no ORM), so the
+first frame of the app does not wait for SQLAlchemy to import."""
 
-from sqlalchemy import select
+from contextlib import closing
 
+from tiermeet.domain.errors import DomainError
 from tiermeet.services.context import Context
-from tiermeet.store.models import AuditEntry, Signal
-from tiermeet.store.queries import Cursor, Filters, Scope, board_page
+from tiermeet.settings import PLANT_SCOPE
+from tiermeet.store.queries import Cursor, Filters, Scope, SignalRow, board_page, connect_read
 
 __all__ = ["BoardService", "Cursor", "Filters", "Scope"]
 
 
 class BoardService:
-    """Read-only views for boards and listings."""
+    """Read-only pages of tier boards."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def page(self, scope: Scope, filters: Filters = Filters(), after: Cursor | None = None, limit: int = 200) -> list[Signal]:
+    def page(self, scope: Scope, filters: Filters = Filters(), after: Cursor | None = None, limit: int = 200) -> list[SignalRow]:
         """One page of signals in board order."""
-        with self.ctx.read() as session:
-            return board_page(session, scope, filters, after, limit)
+        with closing(connect_read(self.ctx.db_path)) as conn:
+            return board_page(conn, scope, filters, after, limit)
 
-    def history(self, signal: Signal) -> list[AuditEntry]:
-        """The audit entries of a signal, oldest first."""
-        with self.ctx.read() as session:
-            return list(session.scalars(select(AuditEntry).where(AuditEntry.entity == "signal", AuditEntry.entity_id == str(signal.id)).order_by(AuditEntry.hlc)))
-
-    def scope_for(self, tier: int, unit: str | None) -> Scope:
-        """The scope of a tier board for a line, an area or the plant."""
+    def scope_for(self, tier: int | None, unit: str | None) -> Scope:
+        """The scope of a board for a line, an area or the plant (``None`` or 'plant')."""
         config = self.ctx.config
         if unit in config.line_area:
             return Scope(tier=tier, line=unit)
         if unit in {a.id for a in config.areas}:
             return Scope(tier=tier, area=unit)
+        if unit not in (None, PLANT_SCOPE):
+            raise DomainError(f"{unit!r} is not a configured line, area or 'plant'")
         return Scope(tier=tier)

@@ -3,8 +3,9 @@
 import uuid
 
 from tiermeet.domain.enums import CommentTarget
-from tiermeet.services.context import Context, load_record
-from tiermeet.services.signals import actor_id_of, fields_of, require_text
+from tiermeet.services.context import Context
+from tiermeet.services.lookup import load_record
+from tiermeet.services.signals import fields_of, require_text
 from tiermeet.services.unit import new_id
 from tiermeet.store.models import Action, Comment, Signal
 
@@ -21,7 +22,7 @@ class CommentService:
         """A new comment by ``actor`` on a signal or an action."""
         target = CommentTarget(target)
         body = require_text("the comment", body)
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             record = load_record(tx.session, TARGETS[target], target.value, key)
             stamp = tx.stamp()
             comment = Comment(id=new_id(), target=target.value, target_id=record.id, author_id=tx.actor,

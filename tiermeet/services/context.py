@@ -1,78 +1,60 @@
-"""What every service needs: the database, the plant's config, the time and the device."""
+"""What every service needs: the database, the plant's config, the time and the device.
 
-import uuid
+This module stays light (no SQLAlchemy at import): the board's first frame is drawn
+before the ORM is loaded, and the engine is only made when a service first needs it.
+"""
+
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-
-from sqlalchemy import Engine, or_, select
-from sqlalchemy.orm import Session
+from functools import cached_property
+from pathlib import Path
 
 from tiermeet.domain.clock import Clock, SystemClock
-from tiermeet.domain.errors import DomainError
-from tiermeet.domain.refs import ref_suffix, short_ref
-from tiermeet.services.unit import Device, Tx, unit_of_work
 from tiermeet.settings import Config
-from tiermeet.store.engine import read_session
-from tiermeet.store.models import Person
 
-#: Actor prefix of changes made by the system itself rather than a person.
-SYSTEM_ACTORS = ("system", "ai:")
+
+@dataclass(frozen=True)
+class Device:
+    """The terminal making changes; named in every audit entry."""
+
+    name: str
+
+    @classmethod
+    def local(cls, name: str | None = None) -> "Device":
+        """This machine, under the kiosk's configured name or its host name."""
+        return cls(name or socket.gethostname())
 
 
 @dataclass
 class Context:
     """Shared by the services of one process."""
 
-    engine: Engine
+    db_path: Path
     config: Config
     clock: Clock = field(default_factory=SystemClock)
     device: Device = field(default_factory=Device.local)
 
+    @cached_property
+    def engine(self):
+        """The SQLAlchemy engine on ``db_path``, made on first use."""
+        from tiermeet.store.engine import make_engine
+
+        return make_engine(self.db_path)
+
     @contextmanager
-    def tx(self, actor: str) -> Iterator[Tx]:
-        """One write transaction acting as ``actor``."""
-        with unit_of_work(self.engine, self.clock, self.device, actor) as tx:
+    def tx(self, who: str) -> Iterator["Tx"]:  # noqa: F821 - imported lazily
+        """One write transaction acting as ``who`` (a person's id or badge, or a system actor)."""
+        from tiermeet.services.unit import unit_of_work
+
+        with unit_of_work(self.engine, self.clock, self.device, who) as tx:
             yield tx
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self) -> Iterator["Session"]:  # noqa: F821 - imported lazily
         """A short read transaction."""
+        from tiermeet.store.engine import read_session
+
         with read_session(self.engine) as session:
             yield session
-
-
-def find_person(session: Session, who: str) -> Person:
-    """The active person with this id or badge, or a DomainError naming what was typed."""
-    key = who.strip()
-    person = session.scalars(select(Person).where(or_(Person.id == key, Person.badge == key))).first()
-    if person is None or not person.active:
-        raise DomainError(f"no person with id or badge {key!r}")
-    return person
-
-
-def actor_id(session: Session, who: str) -> str:
-    """The id recorded as the actor: a person's id, or a system actor such as ``ai:pdm``."""
-    if who.startswith(SYSTEM_ACTORS):
-        return who
-    return find_person(session, who).id
-
-
-def load_record(session: Session, model: type, entity: str, key: "uuid.UUID | str"):
-    """A record by UUID, full id text or short reference (``S-1a2b3c4d``), or a DomainError."""
-    if isinstance(key, uuid.UUID):
-        record = session.get(model, key)
-    elif (suffix := ref_suffix(key)) is not None:
-        matches = session.scalars(select(model).where(model.id.like(f"%{suffix}")).limit(2)).all()
-        if len(matches) > 1:
-            raise DomainError(f"{key} matches more than one {entity}; use the full id")
-        record = matches[0] if matches else None
-    else:
-        try:
-            record = session.get(model, uuid.UUID(key))
-        except ValueError:
-            example = short_ref(entity, uuid.UUID(int=0x1A2B3C4D))
-            raise DomainError(f"{key!r} is not a {entity} id or reference (like {example})") from None
-    if record is None:
-        raise DomainError(f"no {entity} {key}")
-    return record

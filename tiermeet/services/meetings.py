@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from tiermeet.domain.errors import DomainError
 from tiermeet.domain.refs import short_ref
-from tiermeet.services.context import Context, find_person, load_record
-from tiermeet.services.signals import actor_id_of, fields_of
+from tiermeet.services.context import Context
+from tiermeet.services.lookup import find_person, load_record
+from tiermeet.services.signals import fields_of
 from tiermeet.services.unit import new_id
 from tiermeet.settings import PLANT_SCOPE
 from tiermeet.store.models import Meeting, MeetingAttendance
@@ -36,7 +37,7 @@ class MeetingService:
     def start(self, *, actor: str, tier: int, scope: str) -> Meeting:
         """Open a meeting with ``actor`` as facilitator, present from the start."""
         self._check_scope(tier, scope)
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             meeting = Meeting(id=new_id(), tier=tier, scope=scope, facilitator_id=tx.actor, started_at=tx.now,
                               timebox_minutes=self.ctx.config.tier(tier).meeting_minutes)
             tx.session.add(meeting)
@@ -47,7 +48,7 @@ class MeetingService:
 
     def attend(self, meeting_key: "uuid.UUID | str", *, actor: str, person: str) -> MeetingAttendance:
         """Mark someone present (by id or badge scan); a second scan changes nothing."""
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             meeting = load_record(tx.session, Meeting, "meeting", meeting_key)
             if meeting.ended_at is not None:
                 raise DomainError(f"meeting {short_ref('meeting', meeting.id)} has ended")
@@ -63,7 +64,7 @@ class MeetingService:
 
     def end(self, meeting_key: "uuid.UUID | str", *, actor: str, notes: str = "") -> Meeting:
         """Close the meeting; its minutes are what was recorded against it."""
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             meeting = load_record(tx.session, Meeting, "meeting", meeting_key)
             if meeting.ended_at is not None:
                 raise DomainError(f"meeting {short_ref('meeting', meeting.id)} has already ended")

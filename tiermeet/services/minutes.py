@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from tiermeet.domain.errors import DomainError
 from tiermeet.domain.refs import short_ref
-from tiermeet.services.context import Context, load_record
+from tiermeet.services.context import Context
+from tiermeet.services.lookup import load_record
 from tiermeet.services.unit import jsonable
 from tiermeet.store.models import Action, Decision, Escalation, Meeting, MeetingAttendance, Person, Signal
 

@@ -5,7 +5,8 @@ Removing someone from the config deactivates them (their past decisions still na
 
 from sqlalchemy import select
 
-from tiermeet.services.context import Context, find_person
+from tiermeet.services.context import Context
+from tiermeet.services.lookup import find_person
 from tiermeet.store.models import Person
 
 FIELDS = ("name", "badge", "role", "scope", "active")

@@ -7,7 +7,6 @@ tier saw and did.
 """
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -18,7 +17,9 @@ from tiermeet.domain.errors import DomainError
 from tiermeet.domain.lifecycle import next_signal_status, signal_verb_for_decision
 from tiermeet.domain.policy import SignalFacts, response_deadline
 from tiermeet.domain.refs import short_ref
-from tiermeet.services.context import Context, actor_id, find_person, load_record
+from tiermeet.services.context import Context
+from tiermeet.services.lookup import find_person, load_record
+from tiermeet.services.requests import ActionSpec, Outcome
 from tiermeet.services.unit import Tx, jsonable, new_id
 from tiermeet.settings import Config
 from tiermeet.store.models import Action, Comment, Decision, Escalation, Signal
@@ -30,25 +31,6 @@ PAYLOAD = ("source", "model_version", "kind", "detected_at", "area", "line", "as
            "confidence", "title", "detail", "suggested_action", "evidence_url", "extra")
 
 MAX_TEXT = 10_000
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    """Follow-up work to create with a decision."""
-
-    title: str
-    owner: str
-    due_at: datetime
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What acting on a signal achieved, recorded when it is resolved."""
-
-    downtime_minutes_avoided: float | None = None
-    scrap_avoided: float | None = None
-    yield_effect: float | None = None
-    note: str = ""
 
 
 def facts_of(signal: Signal) -> SignalFacts:
@@ -107,7 +89,7 @@ class SignalService:
 
     def acknowledge(self, key: "uuid.UUID | str", *, actor: str, note: str = "") -> Signal:
         """Someone has seen the signal; the clock keeps running until a decision."""
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             signal = load_signal(tx.session, key)
             before = lifecycle_image(signal)
             signal.status = self._move(tx, signal, "acknowledge")
@@ -142,7 +124,7 @@ class SignalService:
             raise DomainError("a disposition is only recorded when dismissing")
         if kind is not DecisionKind.ACT and action is not None:
             raise DomainError("only an 'act' decision creates an action")
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             signal = load_signal(tx.session, key)
             if kind is DecisionKind.SHELVE and (shelve_until is None or shelve_until <= tx.now):
                 raise DomainError("shelving needs an end time in the future")
@@ -185,7 +167,7 @@ class SignalService:
     def escalate(self, key: "uuid.UUID | str", *, actor: str, reason: str, automatic: bool = False) -> Escalation:
         """Move the signal to the next tier, open there, with a reason and a context packet."""
         reason = require_text("the reason", reason)
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             signal = load_signal(tx.session, key)
             self._move(tx, signal, "escalate")
             self._check_can_escalate(signal)
@@ -224,7 +206,7 @@ class SignalService:
                 raise DomainError(f"{name.replace('_', ' ')} cannot be negative")
         if len(outcome.note) > MAX_TEXT:
             raise DomainError(f"the outcome note is {len(outcome.note)} characters; the limit is {MAX_TEXT}")
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             signal = load_signal(tx.session, key)
             before = lifecycle_image(signal)
             signal.status = self._move(tx, signal, "resolve")
@@ -238,7 +220,7 @@ class SignalService:
     def reopen(self, key: "uuid.UUID | str", *, actor: str, reason: str) -> Signal:
         """Explicitly bring a closed or shelved signal back, in a new status epoch."""
         reason = require_text("the reason", reason)
-        with self.ctx.tx(actor_id_of(self.ctx, actor)) as tx:
+        with self.ctx.tx(actor) as tx:
             signal = load_signal(tx.session, key)
             before = lifecycle_image(signal)
             signal.status = self._move(tx, signal, "reopen")
@@ -252,12 +234,6 @@ class SignalService:
                               before=before, after=lifecycle_image(signal) | {"reason": reason})
             self._touch(tx, signal, stamp)
             return signal
-
-
-def actor_id_of(ctx: Context, who: str) -> str:
-    """Resolve a person id or badge (or a system actor) before opening a write transaction."""
-    with ctx.read() as session:
-        return actor_id(session, who)
 
 
 def fields_of(record) -> dict:

@@ -8,11 +8,9 @@ with the change itself, so after a crash either all three are there or none is.
 
 import hashlib
 import json
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +21,8 @@ from uuid_utils.compat import uuid7
 
 from tiermeet.domain import hlc
 from tiermeet.domain.clock import Clock
+from tiermeet.services.context import Device
+from tiermeet.services.lookup import actor_id
 from tiermeet.store.engine import write_session
 from tiermeet.store.models import AuditEntry, OutboxMutation, SyncState
 
@@ -43,18 +43,6 @@ def payload_sha256(name: str, args: Any) -> str:
     """A stable hash of a mutation's meaning, so the server can spot a reused seq."""
     text = json.dumps({"name": name, "args": args}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Device:
-    """The terminal making changes; named in every audit entry."""
-
-    name: str
-
-    @classmethod
-    def local(cls, name: str | None = None) -> "Device":
-        """This machine, under the kiosk's configured name or its host name."""
-        return cls(name or socket.gethostname())
 
 
 class Tx:
@@ -129,10 +117,11 @@ class Tx:
 
 
 @contextmanager
-def unit_of_work(engine: Engine, clock: Clock, device: Device, actor: str) -> Iterator[Tx]:
-    """A BEGIN IMMEDIATE transaction as a Tx; commits on success, leaves nothing on error."""
+def unit_of_work(engine: Engine, clock: Clock, device: Device, who: str) -> Iterator[Tx]:
+    """A BEGIN IMMEDIATE transaction as a Tx acting for ``who`` (a person's id or badge, or
+    a system actor); commits on success, leaves nothing on error."""
     now = clock.now()
     with write_session(engine) as session:
-        tx = Tx(session, actor=actor, device=device, now=now, wall_ms=int(now.timestamp() * 1000))
+        tx = Tx(session, actor=actor_id(session, who), device=device, now=now, wall_ms=int(now.timestamp() * 1000))
         yield tx
         tx.save_state()

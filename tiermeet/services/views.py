@@ -9,9 +9,11 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from tiermeet.domain.enums import ACTIVE_STATUSES, ActionStatus, SignalStatus
-from tiermeet.services.context import Context, load_record
+from tiermeet.services.board import BoardService
+from tiermeet.services.context import Context
+from tiermeet.services.lookup import load_record
 from tiermeet.store.models import Action, AuditEntry, Comment, Decision, Escalation, Person, Signal
-from tiermeet.store.queries import Scope, board_page
+from tiermeet.store.queries import Scope
 
 ACTIVE = tuple(s.value for s in ACTIVE_STATUSES)
 #: Action statuses that still need someone (done waits for verification).
@@ -131,8 +133,7 @@ class ViewService:
     def agenda(self, tier: int, scope: Scope, now: datetime, zone) -> list[AgendaItem]:
         """A meeting's agenda: signals by SQDC category, then escalations in today, then
         overdue actions, then shelved signals due for review before tomorrow."""
-        with self.ctx.read() as session:
-            board = board_page(session, scope, limit=200)
+        board = BoardService(self.ctx).page(scope, limit=200)
         escalated = self.escalations_in(tier, scope, local_midnight(now, zone))
         escalated_ids = {row.signal.id for row in escalated}
         items = [AgendaItem(s.category.capitalize(), signal=s)

@@ -11,7 +11,10 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 #: The newest migration in tiermeet/migrations/versions; a test keeps the two equal.
 HEAD_REVISION = "0002"
@@ -62,7 +65,7 @@ def known_revisions() -> set[str]:
     return {rev.revision for rev in ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}
 
 
-def upgrade(engine: Engine, path: Path) -> str | None:
+def upgrade(engine: "Engine", path: Path) -> str | None:
     """Migrate to head after a backup; returns the backup's path, or None if none was needed."""
     from alembic import command
 
@@ -89,9 +92,3 @@ def _backup_before_upgrade(path: Path, revision: str) -> Path:
     for old in sorted(folder.glob("*.db"))[:-BACKUPS_KEPT]:
         old.unlink()
     return saved
-
-
-def ensure_current(engine: Engine, path: Path) -> None:
-    """Fast path at start-up: nothing to do when already at head, else upgrade."""
-    if current_revision(path) != HEAD_REVISION:
-        upgrade(engine, path)

@@ -14,11 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from tiermeet.domain.enums import ACTIVE_STATUSES
+from tiermeet.store.queries import ACTIVE_SQL
 from tiermeet.store.types import UTCDateTime
-
-#: SQL for "the signal is on a board"; the board's partial indexes are built on it.
-ACTIVE_SQL = "status IN (" + ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES) + ")"
 
 
 def _when(**kw: Any) -> Any:

@@ -1,22 +1,91 @@
-"""Read queries the board and the command line share.
+"""The board query, on plain sqlite3: what the first frame of the app needs, and nothing
+heavier.
 
-The board reads one page at a time, in board order (window deadline, then severity,
-then id), with keyset pagination: the next page starts after the last row shown, so a
-page costs the same on the first day and after a year of history. For active signals
-the query is served by the partial ``ix_signal_board_*`` indexes.
+The board reads one page at a time in board order (window deadline, then severity, then
+id) with keyset pagination — the next page starts after the last row shown — so a page
+costs the same on the first day and after a year of history. Active signals are served
+by the partial ``ix_signal_board_*`` indexes, whose WHERE clause this query repeats
+word for word so SQLite can use them. Importing this module loads no ORM: the board
+opens before SQLAlchemy has finished importing.
 """
 
+import json
+import sqlite3
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
-
-from sqlalchemy import Select, or_, select, text, tuple_
-from sqlalchemy.orm import Session
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
 
 from tiermeet.domain.enums import ACTIVE_STATUSES
-from tiermeet.store.models import ACTIVE_SQL, Signal
 
-PLANT = "plant"
+#: The partial indexes' condition (models.py builds the indexes from the same text).
+ACTIVE_SQL = "status IN (" + ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES) + ")"
+ACTIVE = tuple(s.value for s in ACTIVE_STATUSES)
+BUSY_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRow:
+    """A signal as the board shows it: every column of the ``signal`` table, read-only."""
+
+    id: uuid.UUID
+    external_id: str
+    source: str
+    model_version: str | None
+    kind: str
+    detected_at: datetime
+    ingested_at: datetime
+    area: str
+    line: str | None
+    asset: str | None
+    category: str
+    severity: str
+    severity_rank: int
+    confidence: float | None
+    title: str
+    detail: str | None
+    suggested_action: str | None
+    evidence_url: str | None
+    extra: dict | None
+    status: str
+    status_epoch: int
+    tier: int
+    tier_entered_at: datetime
+    deadline: datetime
+    autonomy: str
+    policy_rule: str
+    policy_version: str
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    shelved_until: datetime | None
+    disposition: str | None
+    resolved_at: datetime | None
+    outcome: dict | None
+    updated_at: datetime
+    updated_hlc: str
+
+
+COLUMNS = tuple(f.name for f in fields(SignalRow))
+_TIMES = frozenset(f.name for f in fields(SignalRow) if "datetime" in str(f.type))
+_JSON = frozenset({"extra", "outcome"})
+_SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM signal"
+
+
+def _utc_text(value: datetime) -> str:
+    # Same text as tiermeet.store.types.UTCDateTime stores, so comparisons are exact.
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+def _row(values: tuple) -> SignalRow:
+    data = dict(zip(COLUMNS, values, strict=True))
+    data["id"] = uuid.UUID(hex=data["id"])
+    for name in _TIMES:
+        if data[name] is not None:
+            data[name] = datetime.fromisoformat(data[name]).replace(tzinfo=timezone.utc)
+    for name in _JSON:
+        if data[name] is not None:
+            data[name] = json.loads(data[name])
+    return SignalRow(**data)
 
 
 @dataclass(frozen=True)
@@ -47,39 +116,50 @@ class Cursor:
     id: uuid.UUID
 
     @classmethod
-    def after(cls, signal: Signal) -> "Cursor":
+    def after(cls, signal) -> "Cursor":
         """The cursor that continues after ``signal``."""
         return cls(signal.deadline, signal.severity_rank, signal.id)
 
 
-def board_select(scope: Scope, filters: Filters = Filters(), after: Cursor | None = None, limit: int = 200) -> Select:
-    """The statement for one page of a board."""
-    statuses = filters.statuses or tuple(s.value for s in ACTIVE_STATUSES)
-    stmt = select(Signal)
-    if statuses == tuple(s.value for s in ACTIVE_STATUSES):
-        # The exact expression of the partial indexes, so SQLite can use them.
-        stmt = stmt.where(text(ACTIVE_SQL))
+def board_sql(scope: Scope, filters: Filters = Filters(), after: Cursor | None = None, limit: int = 200) -> tuple[str, list]:
+    """The SQL text and parameters of one board page."""
+    where, params = [], []
+    statuses = filters.statuses or ACTIVE
+    if tuple(statuses) == ACTIVE:
+        where.append(ACTIVE_SQL)
     else:
-        stmt = stmt.where(Signal.status.in_(statuses))
-    if scope.tier is not None:
-        stmt = stmt.where(Signal.tier == scope.tier)
+        where.append("status IN (" + ", ".join("?" for _ in statuses) + ")")
+        params += statuses
+    for column, value in (("tier", scope.tier), ("category", filters.category), ("source", filters.source)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
     if scope.line is not None:
-        stmt = stmt.where(Signal.line == scope.line)
+        where.append("line = ?")
+        params.append(scope.line)
     elif scope.area is not None:
-        stmt = stmt.where(Signal.area == scope.area)
-    if filters.category:
-        stmt = stmt.where(Signal.category == filters.category)
-    if filters.source:
-        stmt = stmt.where(Signal.source == filters.source)
+        where.append("area = ?")
+        params.append(scope.area)
     if filters.text:
         pattern = "%" + filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(or_(Signal.title.ilike(pattern, escape="\\"), Signal.asset.ilike(pattern, escape="\\"),
-                              Signal.detail.ilike(pattern, escape="\\")))
+        where.append("(title LIKE ? ESCAPE '\\' OR asset LIKE ? ESCAPE '\\' OR detail LIKE ? ESCAPE '\\')")
+        params += [pattern] * 3
     if after is not None:
-        stmt = stmt.where(tuple_(Signal.deadline, Signal.severity_rank, Signal.id) > tuple_(after.deadline, after.severity_rank, after.id))
-    return stmt.order_by(Signal.deadline, Signal.severity_rank, Signal.id).limit(limit)
+        where.append("(deadline, severity_rank, id) > (?, ?, ?)")
+        params += [_utc_text(after.deadline), after.severity_rank, after.id.hex]
+    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY deadline, severity_rank, id LIMIT ?"
+    return sql, [*params, limit]
 
 
-def board_page(session: Session, scope: Scope, filters: Filters = Filters(), after: Cursor | None = None, limit: int = 200) -> list[Signal]:
+def connect_read(path: Path) -> sqlite3.Connection:
+    """A connection for short reads (WAL lets them run beside writers)."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+def board_page(conn: sqlite3.Connection, scope: Scope, filters: Filters = Filters(), after: Cursor | None = None,
+               limit: int = 200) -> list[SignalRow]:
     """One page of a board, in board order."""
-    return list(session.scalars(board_select(scope, filters, after, limit)))
+    sql, params = board_sql(scope, filters, after, limit)
+    return [_row(values) for values in conn.execute(sql, params)]

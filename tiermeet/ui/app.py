@@ -5,21 +5,28 @@ the command line and the tests build them with the same factory. Screens call se
 only — no SQL, no HTTP — and slow work runs in thread workers that post results back.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
+from typing import TYPE_CHECKING
 
-from tiermeet.services.bundle import Services
-from tiermeet.store.models import Meeting, Person
+from tiermeet.settings import Person
 from tiermeet.store.watch import ChangeWatcher
 from tiermeet.ui.screens.board import BoardScreen
 from tiermeet.ui.screens.picker import BoardPicker, board_choices
 from tiermeet.ui.screens.signin import SignInScreen
+
+if TYPE_CHECKING:
+    from tiermeet.services.bundle import Services
+    from tiermeet.store.models import Meeting
 
 KIOSK_THEME = "textual-light"
 
@@ -49,8 +56,8 @@ class TierMeetApp(App):
         self.zone = ZoneInfo(config.plant.timezone)
         self.idle_seconds = config.kiosk.idle_lock_minutes * 60
         self.meeting: Meeting | None = None
-        self.people: list[Person] = []
-        self.watcher = ChangeWatcher(Path(services.ctx.engine.url.database))
+        self.people: list[Person] = sorted(config.people, key=lambda p: p.name)
+        self.watcher = ChangeWatcher(services.ctx.db_path)
         self._last_input = 0.0
         if kiosk:
             self.bind("q", "nothing", show=False)
@@ -63,7 +70,8 @@ class TierMeetApp(App):
 
     # ----- start -----
     def on_mount(self) -> None:
-        self.people = self.services.people.all_active()
+        # The write path loads once the board is on screen, not before it.
+        self.set_timer(0.3, self.prepare_services)
         if self.kiosk:
             self.theme = KIOSK_THEME
         self._last_input = self._monotonic()
@@ -78,6 +86,11 @@ class TierMeetApp(App):
                     self._open_board(match[0][0], match[0][1])
                     return
             self.pick_board(first=True)
+
+    @work(thread=True, exit_on_error=False, group="prepare")
+    def prepare_services(self) -> None:
+        """After the first frame: load the write path and sync people from the config."""
+        self.services.prepare()
 
     def _open_board(self, tier: int, scope: str) -> None:
         self.tier, self.scope = tier, scope

@@ -5,7 +5,7 @@ read-only, locked too long — become one plain sentence; the form stays open wi
 was typed, and the app keeps running.
 """
 
-from sqlalchemy.exc import DBAPIError
+import sqlite3
 
 from tiermeet.domain.errors import DomainError
 
@@ -23,16 +23,18 @@ def explain(exc: BaseException) -> str:
     """A sentence for the person at the kiosk."""
     if isinstance(exc, DomainError):
         return exc.message
-    if isinstance(exc, DBAPIError):
-        text = str(exc.orig).lower()
+    cause = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's error in .orig
+    if isinstance(cause, sqlite3.Error):
+        text = str(cause).lower()
         for needle, message in _STORE_HINTS:
             if needle in text:
-                return message.capitalize()
-        return f"The database refused the change ({exc.orig}); nothing was saved"
+                return message[0].upper() + message[1:]
+        return f"The database refused the change ({cause}); nothing was saved"
     if isinstance(exc, OSError):
         return f"The change could not be saved: {exc.strerror or exc}"
     raise exc
 
 
-#: What ``explain`` knows how to put into words.
-EXPLAINED = (DomainError, DBAPIError, OSError)
+def explainable(exc: BaseException) -> bool:
+    """True for the failures ``explain`` puts into words (others are bugs and propagate)."""
+    return isinstance(exc, (DomainError, OSError, sqlite3.Error)) or isinstance(getattr(exc, "orig", None), sqlite3.Error)

@@ -11,9 +11,9 @@ from textual.binding import Binding
 
 from tiermeet.domain.enums import DecisionKind
 from tiermeet.domain.refs import short_ref
-from tiermeet.services.signals import ActionSpec, Outcome
-from tiermeet.store.models import Signal
-from tiermeet.ui.errors import EXPLAINED, explain
+from tiermeet.services.requests import ActionSpec, Outcome
+from tiermeet.store.queries import SignalRow
+from tiermeet.ui.errors import explain, explainable
 from tiermeet.ui.screens.decide import DecideDialog, DecisionRequest
 from tiermeet.ui.screens.prompts import ResolveDialog, TextDialog
 
@@ -46,7 +46,7 @@ class TriageMixin:
                 self.after_change()
         return done
 
-    selected: Signal | None
+    selected: SignalRow | None
 
     def after_change(self) -> None:
         """Reload what the screen shows; each screen says how."""
@@ -61,14 +61,16 @@ class TriageMixin:
     def _run(self, call, message: str) -> None:
         try:
             call()
-        except EXPLAINED as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted by explainable()
+            if not explainable(exc):
+                raise
             self.app.call_from_thread(self.notify, explain(exc), severity="error", timeout=8)
             return
         self.app.call_from_thread(self.notify, message)
         self.app.call_from_thread(self.after_change)
 
     def _decide(self, kind: DecisionKind) -> None:
-        def open_dialog(signal: Signal) -> None:
+        def open_dialog(signal: SignalRow) -> None:
             app = self.app
             self.app.push_screen(
                 DecideDialog(self._save_decision, signal=signal, people=app.people, kind=kind,
@@ -102,7 +104,7 @@ class TriageMixin:
 
     def action_escalate(self) -> None:
         """Send the selected signal up a tier, with a reason."""
-        def open_dialog(signal: Signal) -> None:
+        def open_dialog(signal: SignalRow) -> None:
             self.app.push_screen(
                 TextDialog(lambda reason: self.app.services.signals.escalate(signal.id, actor=self.app.operator.id, reason=reason),
                            title=f"Escalate to tier {signal.tier + 1}: {signal.title}", prompt="Why does the next tier need it?",
@@ -113,7 +115,7 @@ class TriageMixin:
 
     def action_comment(self) -> None:
         """Add a comment to the selected signal."""
-        def open_dialog(signal: Signal) -> None:
+        def open_dialog(signal: SignalRow) -> None:
             self.app.push_screen(
                 TextDialog(lambda body: self.app.services.comments.add("signal", signal.id, actor=self.app.operator.id, body=body),
                            title=f"Comment on {signal.title}", prompt="Comment"),
@@ -123,7 +125,7 @@ class TriageMixin:
 
     def action_reopen(self) -> None:
         """Reopen a resolved, dismissed or shelved signal (filter by status to find it)."""
-        def open_dialog(signal: Signal) -> None:
+        def open_dialog(signal: SignalRow) -> None:
             self.app.push_screen(
                 TextDialog(lambda reason: self.app.services.signals.reopen(signal.id, actor=self.app.operator.id, reason=reason),
                            title=f"Reopen {signal.title}", prompt="Why reopen it?"),
@@ -133,7 +135,7 @@ class TriageMixin:
 
     def action_resolve(self) -> None:
         """Close the selected signal with its outcome."""
-        def open_dialog(signal: Signal) -> None:
+        def open_dialog(signal: SignalRow) -> None:
             def save(values: dict) -> None:
                 outcome = Outcome(values["downtime"], values["scrap"], values["yield"], values["note"])
                 self.app.services.signals.resolve(signal.id, actor=self.app.operator.id, outcome=outcome)

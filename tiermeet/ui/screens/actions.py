@@ -12,7 +12,7 @@ from tiermeet.domain.refs import short_ref
 from tiermeet.services.views import ActionRow
 from tiermeet.store.queries import Scope
 from tiermeet.timefmt import time_left
-from tiermeet.ui.errors import EXPLAINED, explain
+from tiermeet.ui.errors import explain, explainable
 from tiermeet.ui.screens.forms import find_owner, read_due
 from tiermeet.ui.screens.prompts import TextDialog
 
@@ -86,7 +86,9 @@ class ActionsScreen(Screen):
     def _run(self, call, message: str) -> None:
         try:
             call()
-        except EXPLAINED as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted by explainable()
+            if not explainable(exc):
+                raise
             self.app.call_from_thread(self.notify, explain(exc), severity="error", timeout=8)
             return
         self.app.call_from_thread(self.notify, message)

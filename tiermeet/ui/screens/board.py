@@ -19,8 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from tiermeet.domain.enums import Category, SignalStatus
-from tiermeet.store.models import Signal
-from tiermeet.store.queries import Cursor, Filters, Scope
+from tiermeet.store.queries import Cursor, Filters, Scope, SignalRow
 from tiermeet.timefmt import span, time_left
 from tiermeet.ui.triage import TRIAGE_BINDINGS, TriageMixin
 from tiermeet.ui.widgets.detail import SignalDetail
@@ -40,7 +39,7 @@ FIXED = sum(w for _k, _l, w in COLUMNS if w) + 2 * len(COLUMNS)
 MIN_TITLE = 24
 
 
-def left_cell(signal: Signal, now: datetime) -> Text:
+def left_cell(signal: SignalRow, now: datetime) -> Text:
     """Time left, amber near the end of the window, red once breached."""
     text = time_left(signal.deadline, now)
     window = (signal.deadline - signal.tier_entered_at).total_seconds() or 1
@@ -49,7 +48,7 @@ def left_cell(signal: Signal, now: datetime) -> Text:
     return Text(text if remaining >= 0 else f"late {text[1:]}", style=style)
 
 
-def row_cells(signal: Signal, now: datetime) -> tuple:
+def row_cells(signal: SignalRow, now: datetime) -> tuple:
     """The board cells of a signal, in COLUMNS order."""
     where = signal.line or signal.area
     source = signal.source if signal.confidence is None else f"{signal.source} {signal.confidence:.0%}"
@@ -79,7 +78,7 @@ class BoardScreen(TriageMixin, Screen):
         super().__init__()
         self.tier = tier
         self.scope_id = scope
-        self.rows: list[Signal] = []
+        self.rows: list[SignalRow] = []
         self.filters = Filters()
         self.more = False
         self._sources_loaded = False
@@ -157,7 +156,7 @@ class BoardScreen(TriageMixin, Screen):
         rows = self.app.services.board.page(scope, filters, after, limit)
         self.app.call_from_thread(self._apply_rows, rows, replace_rows, limit)
 
-    def _apply_rows(self, rows: list[Signal], replace_rows: bool, limit: int) -> None:
+    def _apply_rows(self, rows: list[SignalRow], replace_rows: bool, limit: int) -> None:
         table = self.query_one(DataTable)
         now = self.app.now()
         if replace_rows:
@@ -179,7 +178,7 @@ class BoardScreen(TriageMixin, Screen):
         sources = self.app.services.views.active_sources(self.app.services.board.scope_for(self.tier, self.scope_id))
         self.app.call_from_thread(self.query_one("#f-source", Select).set_options, [(s, s) for s in sources])
 
-    def _diff_into(self, table: DataTable, rows: list[Signal], now: datetime) -> None:
+    def _diff_into(self, table: DataTable, rows: list[SignalRow], now: datetime) -> None:
         """Make the table show ``rows``, touching only rows that changed."""
         old = {str(s.id): s for s in self.rows}
         new_ids = [str(s.id) for s in rows]
@@ -233,7 +232,7 @@ class BoardScreen(TriageMixin, Screen):
         return str(self.rows[table.cursor_row].id)
 
     @property
-    def selected(self) -> Signal | None:
+    def selected(self) -> SignalRow | None:
         """The signal under the cursor."""
         sid = self.selected_id
         return next((s for s in self.rows if str(s.id) == sid), None)

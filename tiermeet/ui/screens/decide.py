@@ -10,7 +10,8 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet
 
 from tiermeet.domain.enums import DecisionKind, Disposition
-from tiermeet.store.models import Person, Signal
+from tiermeet.settings import Person
+from tiermeet.store.queries import SignalRow
 from tiermeet.ui.screens.forms import FormDialog, find_owner, read_due
 
 KIND_LABELS = {
@@ -31,7 +32,7 @@ DISPOSITION_LABELS = {
 class DecisionRequest:
     """What the dialog collected."""
 
-    signal: Signal
+    signal: SignalRow
     kind: DecisionKind
     rationale: str
     disposition: Disposition | None = None
@@ -44,7 +45,7 @@ class DecisionRequest:
 class DecideDialog(FormDialog):
     """Collects a decision; kind-specific fields show only for their kind."""
 
-    def __init__(self, save, *, signal: Signal, people: list[Person], kind: DecisionKind, now, zone, calendar) -> None:
+    def __init__(self, save, *, signal: SignalRow, people: list[Person], kind: DecisionKind, now, zone, calendar) -> None:
         super().__init__(save)
         self.signal = signal
         self.people = people

@@ -15,8 +15,8 @@ from textual.widgets import Label
 
 from tiermeet.domain.duetime import parse_due
 from tiermeet.domain.shifts import ShiftCalendar
-from tiermeet.store.models import Person
-from tiermeet.ui.errors import EXPLAINED, explain
+from tiermeet.settings import Person
+from tiermeet.ui.errors import explain, explainable
 
 
 class FormDialog(ModalScreen[bool]):
@@ -53,7 +53,9 @@ class FormDialog(ModalScreen[bool]):
     def _save(self, request: object) -> None:
         try:
             self.save(request)
-        except EXPLAINED as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted by explainable()
+            if not explainable(exc):
+                raise
             self.app.call_from_thread(self.form_error, explain(exc))
             return
         self.app.call_from_thread(self.dismiss, True)

@@ -12,9 +12,10 @@ from textual.widgets import DataTable, Footer, Input, Label, Markdown, Static
 
 from tiermeet.domain.errors import DomainError
 from tiermeet.services.views import AgendaItem
-from tiermeet.store.models import Meeting, Signal
+from tiermeet.store.models import Meeting
+from tiermeet.store.queries import SignalRow
 from tiermeet.timefmt import span, time_left
-from tiermeet.ui.errors import EXPLAINED, explain
+from tiermeet.ui.errors import explain, explainable
 from tiermeet.ui.triage import TRIAGE_BINDINGS, TriageMixin
 
 #: Share of the time box after which the timer turns amber.
@@ -127,7 +128,7 @@ class MeetingScreen(TriageMixin, Screen):
             f"{len(items)} agenda items · {len(present)} present · arrows walk the agenda · ctrl+e ends the meeting")
 
     @property
-    def selected(self) -> Signal | None:
+    def selected(self) -> SignalRow | None:
         """The signal of the current agenda item (None for an action item)."""
         row = self.query_one(DataTable).cursor_row
         if row is None or row >= len(self.items):
@@ -156,7 +157,9 @@ class MeetingScreen(TriageMixin, Screen):
             if person is None:
                 raise DomainError(f"No one has badge or name {typed!r}")
             app.services.meetings.attend(self.meeting.id, actor=app.operator.id, person=person.id)
-        except EXPLAINED as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted by explainable()
+            if not explainable(exc):
+                raise
             app.call_from_thread(self.query_one("#badge-error", Label).update, explain(exc))
             return
         app.call_from_thread(self.query_one("#badge-error", Label).update, f"{person.name} is here")
@@ -172,7 +175,9 @@ class MeetingScreen(TriageMixin, Screen):
         try:
             app.services.meetings.end(self.meeting.id, actor=app.operator.id)
             minutes = app.services.minutes.minutes(self.meeting.id)
-        except EXPLAINED as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted by explainable()
+            if not explainable(exc):
+                raise
             app.call_from_thread(self.notify, explain(exc), severity="error")
             return
         app.call_from_thread(self._ended, minutes.to_markdown(app.zone))

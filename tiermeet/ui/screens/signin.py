@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from tiermeet.store.models import Person
+from tiermeet.settings import Person
 
 
 class SignInScreen(ModalScreen[Person | None]):

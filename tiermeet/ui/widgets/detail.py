@@ -1,14 +1,19 @@
 """The detail pane: one signal's full text, the AI output, and its whole history."""
 
+from __future__ import annotations
+
 from datetime import datetime
 
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
+from typing import TYPE_CHECKING
 
 from tiermeet.domain.refs import short_ref
-from tiermeet.services.views import SignalStory
 from tiermeet.timefmt import span, time_left
+
+if TYPE_CHECKING:
+    from tiermeet.services.views import SignalStory
 
 
 def _when(at: datetime, zone) -> str:
