@@ -23,12 +23,12 @@ from tiermeet.store.watch import ChangeWatcher
 from tiermeet.ui.screens.board import BoardScreen
 from tiermeet.ui.screens.picker import BoardPicker, board_choices
 from tiermeet.ui.screens.signin import SignInScreen
+from tiermeet.ui.theme import KIOSK_THEME
 
 if TYPE_CHECKING:
     from tiermeet.services.bundle import Services
     from tiermeet.store.models import Meeting
 
-KIOSK_THEME = "textual-light"
 
 
 class TierMeetApp(App):
@@ -59,10 +59,6 @@ class TierMeetApp(App):
         self.people: list[Person] = sorted(config.people, key=lambda p: p.name)
         self.watcher = ChangeWatcher(services.ctx.db_path)
         self._last_input = 0.0
-        if kiosk:
-            self.bind("q", "nothing", show=False)
-            self.bind("ctrl+q", "nothing", show=False)
-            self.bind("ctrl+c", "nothing", show=False)
 
     def now(self) -> datetime:
         """The services' clock, so tests and the app agree on the time."""
@@ -70,10 +66,11 @@ class TierMeetApp(App):
 
     # ----- start -----
     def on_mount(self) -> None:
+        self.register_theme(KIOSK_THEME)
         # The write path loads once the board is on screen, not before it.
         self.set_timer(0.3, self.prepare_services)
         if self.kiosk:
-            self.theme = KIOSK_THEME
+            self.theme = KIOSK_THEME.name
         self._last_input = self._monotonic()
         self.set_interval(15, self._check_idle)
         if self.tier is not None and self.scope is not None:
@@ -138,8 +135,24 @@ class TierMeetApp(App):
         self.operator = None
         self.push_screen(SignInScreen(self.people), self._signed_in)
 
-    def action_nothing(self) -> None:
-        """Kiosk mode swallows quit keys."""
+    async def action_quit(self) -> None:
+        """Quit — except on a kiosk, which stays open for the next shift."""
+        if self.kiosk:
+            self.notify("This terminal is a kiosk: it stays open. Press l to sign out.")
+            return
+        await super().action_quit()
+
+    def action_help_quit(self) -> None:
+        """Ctrl+C: on a kiosk, say how to sign out instead of how to quit."""
+        if self.kiosk:
+            self.notify("This terminal is a kiosk: it stays open. Press l to sign out.")
+            return
+        super().action_help_quit()
+
+    def action_suspend_process(self) -> None:
+        """No shell escape from a kiosk."""
+        if not self.kiosk:
+            super().action_suspend_process()
 
     # ----- idle lock -----
     def _monotonic(self) -> float:
@@ -178,7 +191,7 @@ class TierMeetApp(App):
         yield SystemCommand("Escalations in", "What lower tiers pushed up today", lambda: self._board_action("escalations_in"))
         yield SystemCommand("Shift handover", "Everything still open, with owners", lambda: self._board_action("handover"))
         yield SystemCommand("Find a signal", "Search the board by text", lambda: self._board_action("search"))
-        yield SystemCommand("Kiosk theme (high contrast)", "Switch to the high-contrast theme", lambda: setattr(self, "theme", KIOSK_THEME))
+        yield SystemCommand("Kiosk theme (high contrast)", "Switch to the high-contrast theme", lambda: setattr(self, "theme", KIOSK_THEME.name))
         yield SystemCommand("Sign out", "Sign the operator out", self.action_sign_out)
 
     def _board_action(self, name: str) -> None:
