@@ -7,6 +7,7 @@ tier saw and did.
 """
 
 import uuid
+from collections import defaultdict
 from datetime import datetime
 
 from sqlalchemy import select
@@ -185,7 +186,7 @@ class SignalService:
             raise DomainError(f"signal {short_ref('signal', signal.id)} is already at tier {signal.tier}, the top tier of this plant")
 
     def _raise(self, tx: Tx, signal: Signal, reason: str, *, automatic: bool, stamp: str) -> Escalation:
-        packet = context_packet(tx.session, signal, tx.now)
+        packet = context_packets(tx.session, [signal], tx.now)[signal.id]
         escalation = Escalation(
             id=new_id(), signal_id=signal.id, from_tier=signal.tier, to_tier=signal.tier + 1, reason=reason,
             automatic=automatic, raised_by=tx.actor, raised_at=tx.now, context=packet, hlc=stamp,
@@ -255,22 +256,30 @@ def _new_action(tx: Tx, spec: ActionSpec, *, signal_id: uuid.UUID | None, decisi
     return action
 
 
-def context_packet(session: Session, signal: Signal, now: datetime) -> dict:
-    """What the current tier saw and did with the signal, carried up with an escalation."""
-    since = signal.tier_entered_at
-    decisions = session.scalars(select(Decision).where(Decision.signal_id == signal.id, Decision.tier == signal.tier)
-                                .order_by(Decision.decided_at)).all()
-    actions = session.scalars(select(Action).where(Action.signal_id == signal.id).order_by(Action.created_at)).all()
-    comments = session.scalars(select(Comment).where(Comment.target == "signal", Comment.target_id == signal.id,
-                                                     Comment.created_at >= since).order_by(Comment.created_at)).all()
-    return jsonable({
-        "from_tier": signal.tier,
-        "status": signal.status,
-        "at_tier_since": since,
-        "deadline": signal.deadline,
-        "window_breached": now > signal.deadline,
-        "acknowledged_by": signal.acknowledged_by,
-        "decisions": [{"kind": d.kind, "by": d.decided_by, "at": d.decided_at, "rationale": d.rationale} for d in decisions],
-        "actions": [{"title": a.title, "owner": a.owner_id, "status": a.status, "due_at": a.due_at} for a in actions],
-        "comments": [{"by": c.author_id, "at": c.created_at, "body": c.body} for c in comments],
-    })
+def context_packets(session: Session, signals: list, now: datetime) -> dict:
+    """What each signal's current tier saw and did with it, carried up with an escalation;
+    keyed by signal id. Three queries for any number of signals (the sweep escalates
+    thousands at once)."""
+    ids = [s.id for s in signals]
+    decisions, actions, comments = defaultdict(list), defaultdict(list), defaultdict(list)
+    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        for d in session.scalars(select(Decision).where(Decision.signal_id.in_(chunk)).order_by(Decision.decided_at)):
+            decisions[d.signal_id].append(d)
+        for a in session.scalars(select(Action).where(Action.signal_id.in_(chunk)).order_by(Action.created_at)):
+            actions[a.signal_id].append(a)
+        for c in session.scalars(select(Comment).where(Comment.target == "signal", Comment.target_id.in_(chunk))
+                                 .order_by(Comment.created_at)):
+            comments[c.target_id].append(c)
+    return {s.id: jsonable({
+        "from_tier": s.tier,
+        "status": s.status,
+        "at_tier_since": s.tier_entered_at,
+        "deadline": s.deadline,
+        "window_breached": now > s.deadline,
+        "acknowledged_by": s.acknowledged_by,
+        "decisions": [{"kind": d.kind, "by": d.decided_by, "at": d.decided_at, "rationale": d.rationale}
+                      for d in decisions[s.id] if d.tier == s.tier],
+        "actions": [{"title": a.title, "owner": a.owner_id, "status": a.status, "due_at": a.due_at} for a in actions[s.id]],
+        "comments": [{"by": c.author_id, "at": c.created_at, "body": c.body}
+                     for c in comments[s.id] if c.created_at >= s.tier_entered_at],
+    }) for s in signals}
