@@ -106,15 +106,21 @@ def _open_board(services, tier: int | None, scope: str | None, kiosk: bool = Fal
 @pass_settings
 def demo(settings: Settings, db: Path | None, no_open: bool) -> None:
     """Build (once) a demo plant database, then open the board on it."""
-    from tiermeet.demo.build import build_demo
+    from tiermeet.demo.build import build_demo, demo_present, is_demo
     from tiermeet.paths import default_demo_db_path
     from tiermeet.services.bundle import open_services
     from tiermeet.settings import load_config
 
     path = db or settings.db_option or default_demo_db_path()
     services = open_services(path, load_config(None))
-    created = build_demo(services)
-    click.echo(f"{'Built' if created else 'Using'} demo plant database: {path}")
+    if is_demo(services):
+        click.echo(f"Using demo plant database: {path}")
+    elif demo_present(services):
+        fail(f"{path} already holds a plant's own data; give the demo its own file with --db", EXIT_UNUSABLE)
+    else:
+        click.echo("Building the demo plant: two weeks of history, a few seconds…", err=True)
+        build_demo(services)
+        click.echo(f"Built demo plant database: {path}")
     if not no_open:
         _open_board(services, None, None)
 
@@ -320,3 +326,8 @@ def web(settings: Settings, host: str, port: int, tier: int | None, scope: str |
     where = "only this machine (use --host 0.0.0.0 to open it to the network)" if host in ("127.0.0.1", "localhost") else "the network"
     click.echo(f"Serving tiermeet at http://{host}:{port} — reachable from {where}. Ctrl+C stops it.")
     Server(shlex.join(command), host=host, port=port, title="tiermeet").serve()
+
+
+from tiermeet.cli_sync import register as _register_sync  # noqa: E402 - needs the group above
+
+_register_sync(main)

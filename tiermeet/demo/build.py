@@ -6,7 +6,8 @@ How it works. The builder first plans the life of every signal in plain Python: 
 model detects it, who looks at it, what they decide and when, whether the response
 window is kept or breached (a breach is swept up a tier, as the sweep does), how the
 follow-up action goes and what resolving it achieved. Then it replays all planned steps in
-time order through a second set of services whose clock it moves forward step by step.
+time order through a second set of services, on a scratch database, whose clock it moves
+forward step by step; the finished scratch database is copied into place in one step.
 Steps that would fall after "now" are not replayed, so the latest signals are still open
 on today's boards, some with their windows about to close or already closed. A seeded
 random generator makes the plant the same on every build, apart from where "now" falls.
@@ -27,28 +28,30 @@ import csv
 import io
 import math
 import random
+import tempfile
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from importlib import resources
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import event, func, select, tuple_
 
 from tiermeet.domain.clock import FixedClock
-from tiermeet.domain.enums import Autonomy, DecisionKind, Disposition, SignalKind
+from tiermeet.domain.durations import END_OF_SHIFT, parse_duration
+from tiermeet.domain.enums import Autonomy, DecisionKind, Disposition
 from tiermeet.domain.policy import SignalFacts, place, response_deadline, window_for
 from tiermeet.ingest.readers import Row
-from tiermeet.services.bundle import Services
-from tiermeet.services.context import Context
+from tiermeet.services.bundle import Services, open_services
 from tiermeet.services.ingest import INGEST_ACTOR
-from tiermeet.services.signals import ActionSpec, Outcome
-from tiermeet.services.unit import Device
+from tiermeet.services.requests import ActionSpec, Outcome
 from tiermeet.settings import PLANT_SCOPE, Config
 from tiermeet.store.engine import write_session
-from tiermeet.store.models import Action, Signal, SyncState
+from tiermeet.store.migrate import backup
+from tiermeet.store.models import Action, Meeting, Signal, SyncState
 
 #: The sync_state key that says this database holds the demo plant (value: when it was built).
 MARKER = "demo_built"
@@ -61,6 +64,15 @@ SWEEP_EVERY = timedelta(hours=2)
 SWEEP_ACTOR = "system:sweep"
 DEVICE = "demo-builder"
 ORIGIN = "demo"
+
+
+def _scratch_pragmas(dbapi_connection, _record) -> None:
+    """The scratch database is thrown away if anything goes wrong, so its commits need
+    not wait for the disk: the build makes about two thousand small ones, and waiting on
+    each doubled the build time on a busy machine. Durability comes from the one backup
+    into the real database at the end."""
+    dbapi_connection.execute("PRAGMA synchronous=OFF")
+
 
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -83,7 +95,7 @@ PARTS = {
     "PACK": {"L": "PU-40 cartons", "M": "PU-40 cartons", "H": "PU-60 cartons"},
 }
 #: Line → signals per normal production day, and the share of each model.
-VOLUME = {"CNC1": 9, "CNC2": 9, "GRIND": 8, "ASM1": 8, "PACK": 7}
+VOLUME = {"CNC1": 11, "CNC2": 11, "GRIND": 10, "ASM1": 10, "PACK": 8}
 MODEL_MIX = {
     "CNC1": {"pdm-spindle": 36, "pdm-toolwear": 24, "vision-qc": 24, "yield-model": 16},
     "CNC2": {"pdm-spindle": 36, "pdm-toolwear": 24, "vision-qc": 24, "yield-model": 16},
@@ -98,9 +110,9 @@ PREFIX = {"pdm-spindle": "pdms", "pdm-toolwear": "pdmt", "vision-qc": "vqc", "yi
 
 #: Chance a tier decides within its window, joins a meeting's decisions when one falls in
 #: the window, and acknowledges before deciding.
-IN_WINDOW = {1: 0.86, 2: 0.88, 3: 0.92}
+IN_WINDOW = {1: 0.9, 2: 0.9, 3: 0.92}
 AT_MEETING = {1: 0.55, 2: 0.75, 3: 0.85}
-ACKNOWLEDGE = {1: 0.35, 2: 0.3, 3: 0.5}
+ACKNOWLEDGE = {1: 0.14, 2: 0.15, 3: 0.4}
 
 
 # ---------------------------------------------------------------------------------------
@@ -197,7 +209,7 @@ VISION = {
                     "operator", (2, 8), "Gripper pad torn; replaced. 22 covers reworked, 4 scrapped.", "scrap",
                     "Looked at all flagged covers: marks are protective-film edges, not scratches.",
                     "Scratches short and outside the A-surface; keep watching.",
-                    ("Pad on gripper 2 is torn at the corner.", "Same scratch reported by the customer's incoming inspection."))),
+                    ("Pad on gripper 2 is torn at the corner.", "Same scratch reported by the customer's incoming inspection.")), asset="ST04"),
         Theme("O-ring missing or twisted at station ST06 ({n} detections)",
               "Camera at ST06 cannot find the O-ring in the groove, or sees it twisted, on {n} pump units.",
               "Stop and check the O-ring feeder and the grease dispenser; leak-test every flagged unit.",
@@ -206,7 +218,7 @@ VISION = {
                     "operator", (1, 4), "Feeder track bent; straightened. All 9 flagged units reworked before leak test.", "scrap",
                     "O-rings present on all units; new black O-ring batch has low contrast for the camera.",
                     "Single detection; check every unit by hand for an hour.",
-                    ("New O-ring batch since this morning.", "Grease dispenser nozzle is dripping."))),
+                    ("New O-ring batch since this morning.", "Grease dispenser nozzle is dripping.")), asset="ST06"),
         Theme("Connector not fully seated on harness at ST09: latch gap {gap} mm",
               "Camera at ST09 measures a latch gap of {gap} mm (limit 0.3 mm) on the motor connector.",
               "Re-seat flagged connectors and check the press-in tool force.",
@@ -215,7 +227,7 @@ VISION = {
                     "lead", (4, 12), "Press-in tool spring worn; replaced. Gaps back under 0.1 mm.", "scrap",
                     "Latch checked by hand on all flagged units: fully seated. Camera angle shifted.",
                     "Gaps at 0.25 mm, under limit; check again after the break.",
-                    ("Camera bracket at ST09 was bumped during cleaning.",))),
+                    ("Camera bracket at ST09 was bumped during cleaning.",)), asset="ST09"),
     ],
     "PACK": [
         Theme("Label misprint on cartons: batch code smeared on {n} of the last 200 labels",
@@ -226,7 +238,7 @@ VISION = {
                     "operator", (1, 4), "Print head cleaned and ribbon changed; 38 cartons re-labelled.", "scrap",
                     "Codes readable by eye and by the hand scanner; camera exposure too low after the lamp change.",
                     "Few labels; check one label in fifty this shift.",
-                    ("Ribbon is a new supplier since Monday.",))),
+                    ("Ribbon is a new supplier since Monday.",)), asset="PK-LAB1"),
         Theme("Barcode grade C on shipping labels from PK-LAB1",
               "Verifier grades the SSCC barcode C (customer requires B or better) on {n} labels.",
               "Adjust print darkness and speed on PK-LAB1; re-verify the next ten labels.",
@@ -235,7 +247,7 @@ VISION = {
                     "lead", (1, 4), "Darkness +2, speed -10 %; grade A on ten labels.", "yield",
                     "Re-verified: grade B. Verifier was not calibrated this week.",
                     "Grade B/C borderline; verify every pallet label.",
-                    ())),
+                    ()), asset="PK-LAB1"),
         Theme("Carton flap open at exit of carton erector PK-CE1",
               "Camera at the erector exit sees the bottom flap unglued on {n} cartons in the last hour.",
               "Check the glue nozzles and glue temperature on PK-CE1.",
@@ -244,7 +256,7 @@ VISION = {
                     "operator", (2, 8), "Nozzle 2 clogged; cleaned. No open flaps since.", "scrap",
                     "Flaps checked: glued. Glue bead fainter with the new carton board.",
                     "A few flaps only; watch for jams.",
-                    ())),
+                    ()), asset="PK-CE1"),
     ],
 }
 
@@ -291,7 +303,7 @@ YIELD = {
                     "engineer", (2, 12), "Socket worn; replaced and spindle re-calibrated. Mean 12.02 Nm.", "yield",
                     "Transducer audit: spindle reads true (12.0 Nm); drift came from the joint-rate change with new screws.",
                     "Drift slow and inside tolerance; audit at the weekly calibration.",
-                    ("Audit with transducer: spindle reads 0.4 Nm low.", "Socket shows wear on the drive edges."))),
+                    ("Audit with transducer: spindle reads 0.4 Nm low.", "Socket shows wear on the drive edges.")), asset="ST05"),
         Theme("Leak test failure rate at ST08 rising: {r} % in the last 2 h (normal 0.8 %)",
               "Yield model flags the leak-test NOK rate at ST08 at {r} % over the last 2 h; failures are on the cover seal.",
               "Check the cover seal batch and the ST06 O-ring station; re-test NOK units once.",
@@ -300,7 +312,7 @@ YIELD = {
                     "engineer", (4, 24), "Fixture seal worn; replaced. NOK rate back to 0.7 %.", "yield",
                     "Re-tested NOK units: all pass. Fixture was not purged after the changeover.",
                     "Rate falling again; recheck in two hours.",
-                    ())),
+                    ()), asset="ST08"),
     ],
     "PACK": [
         Theme("Pack-out behind plan: order {order} at risk for the {hh}:00 truck",
@@ -312,6 +324,16 @@ YIELD = {
                     "Rate picked up after the break; order complete in time without help.",
                     "Gap small; check rate again in an hour.",
                     ("Logistics can hold the truck 30 minutes at most.",))),
+        Theme("Format changeover on PACK running long: {co} min against a 25 min standard",
+              "Yield model sees the last three carton-format changeovers at {co} min on average; the pack-out plan "
+              "assumes 25 min.",
+              "Check the changeover kit is complete before the next format change; run it with two people.",
+              "delivery", ("medium", "low"), "anomaly", 0.7,
+              Texts("Long changeovers eat the pack-out plan; fix the kit.", "Complete the PK-CE1 format-change kit and mark its shadow board",
+                    "lead", (8, 48), "Kit completed and shadow board marked; last changeover 24 min.", "yield",
+                    "Only one long changeover, caused by a carton jam; standard time is fine.",
+                    "Watch the next two changeovers.",
+                    ("Format parts for the 6-pack carton were in the wrong cabinet.",)), asset="PK-CE1"),
         Theme("Stretch-film use on palletiser PK-PAL {pct} % above standard",
               "Film consumption per pallet is {pct} % above the standard of 0.42 kg over the last 50 pallets.",
               "Check the pre-stretch rollers and the wrap recipe on PK-PAL.",
@@ -320,7 +342,7 @@ YIELD = {
                     "lead", (8, 48), "Recipe had 2 extra top wraps since the changeover; corrected.", "none",
                     "Heavier film grade this month; standard not updated yet.",
                     "Small overrun; review with the weekly cost report.",
-                    ())),
+                    ()), asset="PK-PAL"),
     ],
 }
 
@@ -348,7 +370,7 @@ MANUAL = [
                    "Ask PACK for a trained operator or plan overtime on the early shift.",
                    "people", ("medium",), "recommendation", 1.0,
                    Texts("Staffing gap will stop two stations.", "Arrange cover from PACK for two late shifts",
-                         "lead", (24, 72), "Cover arranged with PACK.", "none", "", "", ()), "ASM1")),
+                         "lead", (24, 72), "Cover arranged with PACK.", "none", "", "", ()))),
     ("ASM1", Theme("Light curtain at ST10 press-fit trips without cause",
                    "Light curtain stops the press three or four times an hour with nobody in the field.",
                    "Clean the curtain lenses and check the alignment.",
@@ -387,6 +409,9 @@ MONITOR_CLOSED = ["Watched for two shifts: no further drift. Closed.", "No repea
 DUPLICATE = "Same issue as the signal raised a few minutes earlier on this asset; handled there."
 NOT_ACTIONABLE = ["Already fixed before the signal reached the board.", "Planned changeover in progress; expected.",
                   "Machine was in maintenance mode; readings not from production."]
+SAFETY_NOTES = ["Safety: no incidents since the last meeting.", "Safety: no incidents since the last meeting.",
+                "Safety: no incidents; reminder to wear cut-resistant gloves when handling fresh parts.",
+                "Safety: one first-aid case (small cut on a burr), reported and closed."]
 AI_ACT = ("Predicted tool life is used up; tool change ordered within policy "
           "(confident tool-wear call, autonomous by the decision-rights matrix).")
 AI_REVIEW = ["Reviewed the AI's tool change: right call, insert was worn.", "Reviewed: insert had some life left, but fine.",
@@ -592,23 +617,41 @@ class Crew:
 class Builder:
     """Plans two weeks of plant life, then replays it through the services."""
 
-    def __init__(self, services: Services) -> None:
-        self.config = services.ctx.config
-        self.policy, self.calendar = self.config.governance, self.config.calendar
-        self.top = self.config.top_tier
-        self.zone = ZoneInfo(self.config.plant.timezone)
-        self.now = services.ctx.clock.now().astimezone(timezone.utc).replace(microsecond=0)
-        self.clock = FixedClock(self.now)
-        self.past = Services.over(Context(services.ctx.engine, self.config, self.clock, Device(DEVICE)))
+    def __init__(self, config: Config, now: datetime, path: Path) -> None:
+        self.config = config
+        self.policy, self.calendar = config.governance, config.calendar
+        self.top = config.top_tier
+        self.zone = ZoneInfo(config.plant.timezone)
+        self.now = now.astimezone(timezone.utc).replace(microsecond=0)
+        today = self.now.astimezone(self.zone).date()
+        self.first_day = today - timedelta(days=DAYS - 1)
+        self.start = self.local(self.first_day, time(0))
+        # The people arrive from the config when the history starts.
+        self.clock = FixedClock(self.start - HOUR)
+        self.past = open_services(path, config, clock=self.clock, device_name=DEVICE)
+        event.listen(self.past.ctx.engine, "connect", _scratch_pragmas)
+        self.past.ctx.engine.dispose()
         self.rng = random.Random(SEED)
-        self.crew = Crew(self.config)
+        self.crew = Crew(config)
         self.plans: list[Plan] = []
         self.steps: list[Step] = []
         self.slots: dict[tuple[int, str], list[Slot]] = defaultdict(list)
         self.counters: Counter = Counter()
-        today = self.now.astimezone(self.zone).date()
-        self.first_day = today - timedelta(days=DAYS - 1)
-        self.start = self.local(self.first_day, time(0))
+        readings = load_readings()
+        self.rng.shuffle(readings)
+        # Failure rows make genuine signals, normal rows false alarms or routine tool changes.
+        self.pools = {
+            "spindle": [r for r in readings if r.failed and (set(r.modes) - {"TWF"} or not r.modes)],
+            "spindle_fp": [r for r in readings if not r.failed and r.wear_min < 170],
+            "tool": [r for r in readings if "TWF" in r.modes],
+            "tool_worn": [r for r in readings if not r.failed and r.wear_min >= 170],
+        }
+        self.pool_at: Counter = Counter()
+
+    def mark_built(self) -> None:
+        """Record in the scratch database that it holds the complete demo."""
+        with write_session(self.past.ctx.engine) as session:
+            session.merge(SyncState(key=MARKER, value=self.now.isoformat()))
 
     # -- time helpers -----------------------------------------------------------------
     def local(self, day: date, at: time) -> datetime:
@@ -663,16 +706,6 @@ class Builder:
     # =================================================================================
     # 1. Signals
     def plan_signals(self) -> None:
-        readings = load_readings()
-        self.rng.shuffle(readings)
-        pools = {
-            "spindle": [r for r in readings if r.failed and set(r.modes) - {"TWF"} or (r.failed and not r.modes)],
-            "spindle_fp": [r for r in readings if not r.failed and r.wear_min < 170],
-            "tool": [r for r in readings if "TWF" in r.modes],
-            "tool_worn": [r for r in readings if not r.failed and r.wear_min >= 170],
-        }
-        self.pool_at = Counter()
-        self.pools = pools
         for offset in range(DAYS):
             day = self.first_day + timedelta(days=offset)
             weekend = day.weekday() >= 5
@@ -716,6 +749,7 @@ class Builder:
         version = VERSIONS.get(source)
         if source == "vision-qc" and when >= self.now - VISION_UPGRADE[1]:
             version = VISION_UPGRADE[0]
+        when = when.replace(microsecond=0)
         record = {
             "external_id": self.next_id(source, when), "source": source, "detected_at": when.isoformat(),
             "area": self.config.line_area[line], "line": line,
@@ -759,13 +793,16 @@ class Builder:
         part = PARTS.get(line, {}).get(r.grade, r.product_id)
         on = spindle if spindle == machine else f"{spindle} ({machine})"
         if mode == "HDF":
-            title = f"Spindle heat build-up on {on}: process-to-air ΔT only {r.dt:.1f} K at {r.rpm} rpm"
+            title = (f"Spindle heat build-up on {on}: process-to-air ΔT only {r.dt:.1f} K at {r.rpm} rpm" if r.failed
+                     else f"Spindle heat margin narrowing on {on}: process-to-air ΔT {r.dt:.1f} K at {r.rpm} rpm")
             hint = "Heat-dissipation failures start when ΔT falls below 8.6 K at under 1,380 rpm."
             suggested = "Check coolant flow and the chiller set-point, clean the spindle cooling fins; run above 1,400 rpm if the program allows."
             severity = ("high" if r.rpm < 1340 else "medium") if genuine else self.rng.choice(["medium", "low"])
         elif mode == "PWF":
             low = r.power_w < (PWF_LOW_W + PWF_HIGH_W) / 2
-            if low:
+            if not r.failed:
+                title = f"Spindle load pattern unusual on {on}: {kw:.1f} kW ({r.torque_nm:.1f} Nm at {r.rpm} rpm)"
+            elif low:
                 title = f"Spindle power below envelope on {on}: {kw:.1f} kW ({r.torque_nm:.1f} Nm at {r.rpm} rpm), tool may not be cutting"
             else:
                 title = f"Spindle power above envelope on {on}: {kw:.1f} kW ({r.torque_nm:.1f} Nm at {r.rpm} rpm)"
@@ -773,7 +810,8 @@ class Builder:
             suggested = "Stop at the next part change; check drive load and belt tension, and the feeds and speeds against the setup sheet."
             severity = ("critical" if kw > 9.8 or kw < 2.6 else "high") if genuine else self.rng.choice(["medium", "low"])
         elif mode == "OSF":
-            title = f"Overstrain risk on {on}: {r.wear_min} min tool wear at {r.torque_nm:.0f} Nm"
+            title = (f"Overstrain risk on {on}: {r.wear_min} min tool wear at {r.torque_nm:.0f} Nm" if r.failed
+                     else f"Tool strain rising on {on}: {r.wear_min} min tool wear at {r.torque_nm:.0f} Nm")
             hint = f"Overstrain failures occur above {OSF_LIMIT[r.grade]:,} min·Nm for grade {r.grade} parts; now {r.strain:,.0f}."
             suggested = "Change the tool before the next roughing pass and reduce the depth of cut until the cause is found."
             severity = "high" if genuine else self.rng.choice(["medium", "low"])
@@ -827,23 +865,26 @@ class Builder:
         machine, _ = self.machine_of(line)
         part = PARTS.get(line, {}).get(self.rng.choice("LMH"), line)
         words = {
-            "part": part, "machine": machine, "asset": theme.asset or machine, "n": self.rng.randrange(3, 15),
+            "part": part, "machine": machine, "asset": theme.asset or (machine if line in MACHINES else ""),
+            "n": self.rng.randrange(3, 15),
             "cam": f"VC-{self.rng.randrange(1, 5)}", "ra": f"{self.rng.uniform(1.7, 3.2):.1f}",
             "gap": f"{self.rng.uniform(0.4, 1.2):.1f}", "fpy": f"{self.rng.uniform(91.0, 96.2):.1f}",
             "scrap": f"{self.rng.uniform(2.1, 4.8):.1f}", "cpk": f"{self.rng.uniform(0.95, 1.28):.2f}",
             "sp": self.rng.randrange(1, 5), "m": f"{self.rng.uniform(11.35, 11.75):.2f}", "r": f"{self.rng.uniform(2.2, 5.5):.1f}",
             "order": f"SO-{self.rng.randrange(48100, 48999)}", "hh": self.rng.choice([11, 13, 16, 21]),
             "total": 240, "done": self.rng.randrange(170, 225), "pct": self.rng.randrange(9, 25),
+            "co": self.rng.randrange(34, 55),
         }
         severity = self.rng.choice(theme.severities)
         if not genuine and severity == "critical":
             severity = "high"
         fields = {
-            "kind": theme.kind, "asset": words["asset"] if source != "yield-model" else line,
-            "category": theme.category, "severity": severity,
+            "kind": theme.kind, "category": theme.category, "severity": severity,
             "title": theme.title.format(**words), "detail": theme.detail.format(**words),
             "suggested_action": theme.suggested.format(**words),
         }
+        if words["asset"]:
+            fields["asset"] = words["asset"]
         if source != "manual":
             fields["confidence"] = round(self.rng.uniform(0.7, 0.96) if genuine else self.rng.uniform(0.55, 0.85), 2)
         if source == "vision-qc":
@@ -888,9 +929,9 @@ class Builder:
             area = self.config.line_area[scope]
             facilitator = crew.leads(scope)[0]
             others = [p for p in crew.operators(scope) if p != facilitator]
-            if rng.random() < 0.35:
+            if rng.random() < 0.25:
                 others.append(self.pick(crew.engineers(area)))
-            if rng.random() < 0.15:
+            if rng.random() < 0.1:
                 others.append(crew.supervisors(area)[0])
         elif tier == 2:
             facilitator = crew.supervisors(scope)[0]
@@ -926,8 +967,7 @@ class Builder:
         parts = [f"{n} {what}" for what, n in (("acted on", t["act"]), ("monitored", t["monitor"]),
                                               ("dismissed", t["dismiss"]), ("shelved", t["shelve"]),
                                               ("escalated", t["escalate"])) if n]
-        safety = "Safety: no incidents since the last meeting." if self.rng.random() < 0.8 else \
-            "Safety: one near miss reported; see the safety signal."
+        safety = self.rng.choice(SAFETY_NOTES)
         board = f"Signals decided: {', '.join(parts)}." if parts else "No signals needed a decision."
         return f"{safety} {board}"
 
@@ -970,11 +1010,11 @@ class Builder:
             when, slot = choice
             if rng.random() < ACKNOWLEDGE[tier] and when - t > 8 * MIN:
                 self.acknowledge(plan, tier, t + (when - t) * rng.uniform(0.1, 0.6))
-            if plan.texts.comments and rng.random() < 0.12 and when - t > 15 * MIN:
+            if plan.texts.comments and rng.random() < 0.05 and when - t > 15 * MIN:
                 self.comment(plan, when - self.minutes(3, 10), self.rng.choice(plan.texts.comments), tier)
             kind = self.outcome_kind(plan, tier)
             if kind is DecisionKind.ESCALATE:
-                if plan.texts.comments and rng.random() < 0.6 and when - t > 6 * MIN:
+                if plan.texts.comments and rng.random() < 0.5 and when - t > 6 * MIN:
                     self.comment(plan, when - self.minutes(1, 4), self.rng.choice(plan.texts.comments), tier)
                 reason = rng.choice(ESCALATE_UP[tier][plan.record["category"]])
                 self.decide(plan, tier, when, slot, DecisionKind.ESCALATE, reason)
@@ -1106,7 +1146,7 @@ class Builder:
             return
         owner = self.owner(plan, texts.owner, tier)
         due = when + self.hours(*texts.due_hours)
-        due = due.replace(minute=(due.minute // 15) * 15, second=0) + 15 * MIN
+        due = due.replace(minute=(due.minute // 15) * 15, second=0, microsecond=0) + 15 * MIN
         self.decide(plan, tier, when, slot, DecisionKind.ACT, rationale,
                     action=(texts.action.format(**plan.words), owner, due), who=who)
         self.follow_action(plan, tier, when, owner, due, closer)
@@ -1120,32 +1160,32 @@ class Builder:
         never = fate < 0.12
         done = due + self.hours(1, 30) if fate < 0.25 and not never else created + span * rng.uniform(0.15, 0.95)
         done = max(done, created + 10 * MIN)
-        if rng.random() < 0.08:
+        if rng.random() < 0.05:
             new_owner = self.pick([p for p in self.crew.operators(plan.line) + self.crew.engineers(plan.area) if p != owner] or [owner])
             at = created + span * 0.1
             self.step(at, lambda: self.past.actions.reassign(plan.action_id, actor=closer, owner=new_owner), plan)
             owner = new_owner
-        elif rng.random() < 0.08 and not never:
+        elif rng.random() < 0.05 and not never:
             at = created + span * 0.4
             new_due = due + timedelta(days=1)
             self.step(at, lambda: self.past.actions.change_due(plan.action_id, actor=closer, due_at=new_due), plan)
             done = max(done, at + 30 * MIN)
         last = owner
-        if rng.random() < 0.5:
+        if rng.random() < 0.2:
             self.step(created + (done - created) * rng.uniform(0.05, 0.5),
                       lambda: self.past.actions.start(plan.action_id, actor=last), plan)
         if rng.random() < 0.1 and plan.texts.comments:
             body = rng.choice(["Waiting for the spare from stores.", "Started; needs the machine stopped for 20 minutes.",
-                               "Done on the late shift, photos in the maintenance log."])
+                               "Parts ordered; fitting it at the next planned stop."])
             self.step(created + (done - created) * 0.6,
                       lambda: self.past.comments.add("action", plan.action_id, actor=last, body=body), plan)
         if never:
             if rng.random() < 0.5:
                 self.resolve(plan, due + self.hours(2, 20), closer,
-                             self.outcome(plan, plan.genuine, "Problem went away after the weekend; action left open for the owner."))
+                             self.outcome(plan, False, "Problem has not come back; action still open with its owner."))
             return
         self.step(done, lambda: self.past.actions.done(plan.action_id, actor=last), plan)
-        if rng.random() < 0.5:
+        if rng.random() < 0.3:
             checker = self.pick(self.crew.engineers(plan.area) + self.crew.supervisors(plan.area))
             self.step(done + self.hours(1, 20), lambda: self.past.actions.verify(plan.action_id, actor=checker), plan)
         self.resolve(plan, done + self.minutes(10, 240), closer,
@@ -1155,7 +1195,7 @@ class Builder:
         """An autonomous call: the model decides and orders the tool change itself."""
         rng, texts = self.rng, plan.texts
         owner = self.owner(plan, texts.owner, 1)
-        due = at + self.hours(2, 6)
+        due = (at + self.hours(2, 6)).replace(second=0, microsecond=0)
         lead = self.crew.leads(plan.line)[0]
         self.decide(plan, 1, at, None, DecisionKind.ACT, AI_ACT, who=f"ai:{plan.record['source']}",
                     action=(texts.action.format(**plan.words), owner, due))
@@ -1173,35 +1213,66 @@ class Builder:
     def plan_today(self) -> None:
         rng = self.rng
         lines = list(self.config.line_area)
-        # Windows about to close: a high signal detected a little under two hours ago.
+        shift = self.calendar.current(self.now)
         for line in lines:
+            # The line's backlog: signals of the last hours nobody has decided on yet.
+            seen: set[str] = set()
+            for _ in range(rng.randint(2, 5)):
+                if shift is not None and rng.random() < 0.5:
+                    when = shift.start + (self.now - shift.start) * rng.uniform(0.05, 0.9)
+                    severity = "medium"
+                else:
+                    when, severity = self.now - self.hours(0.3, 10), "low"
+                plan = self.backlog_signal(line, when, severity, seen)
+                if rng.random() < 0.3 and self.now - when > 10 * MIN:
+                    self.acknowledge(plan, 1, when + (self.now - when) * rng.uniform(0.2, 0.8))
+            # A window about to close: a high signal detected a little under two hours ago.
             model = "pdm-toolwear" if line in MACHINES else "yield-model"
             when = self.now - self.window_length("high") + self.minutes(8, 35)
             plan = self.scripted(model, line, when, severity="high")
             if rng.random() < 0.5:
                 self.acknowledge(plan, 1, when + self.minutes(4, 15))
-        # Windows already closed since the last sweep ran.
+        # Windows closed since the sweep last ran.
         last_sweep = self.next_sweep(self.now - SWEEP_EVERY)
         if self.now - last_sweep > 6 * MIN:
             for line in rng.sample(lines, min(3, len(lines))):
                 deadline = last_sweep + (self.now - last_sweep) * rng.uniform(0.2, 0.8)
                 self.scripted("vision-qc", line, deadline - self.window_length("high"), severity="high")
         # Stories that reach the area and the plant.
-        if len(lines) >= 2 and self.top >= 3:
-            self.story_to_plant(lines[1] if lines[1] in MACHINES else lines[0])
+        if self.top >= 3:
+            self.story_to_plant(next((ln for ln in lines if ln in MACHINES), lines[0]))
+            self.story_waiting_at_plant(self.config.areas[-1].lines[0].id)
         for area in self.config.areas:
             self.story_to_area(area.lines[-1].id)
 
+    def backlog_signal(self, line: str, when: datetime, severity: str, seen: set[str]) -> Plan:
+        """A waiting signal of ``severity``, preferring kinds that come at that severity and
+        that the line's backlog does not show yet."""
+        mix = MODEL_MIX.get(line, {"vision-qc": 1})
+        for _ in range(12):
+            model = self.weighted(mix)
+            made = self.make_signal(model, line, when)
+            head = made.record["title"][:24]
+            if made.record["severity"] == severity and head not in seen:
+                break
+        seen.add(head)
+        return self.scripted(model, line, when, severity=severity, made=made)
+
     def window_length(self, severity: str) -> timedelta:
-        from tiermeet.domain.durations import parse_duration
-
+        """The tier-1 response window for ``severity`` (a shift-long one counts as two hours)."""
         text = self.policy.windows[severity][1]
-        return parse_duration(text) if text != "end_of_shift" else 2 * HOUR
+        return parse_duration(text) if text != END_OF_SHIFT else 2 * HOUR
 
-    def scripted(self, model: str, line: str, when: datetime, **override) -> Plan:
-        plan = self.make_signal(model, line, when)
-        plan.record.update(override)
-        plan = self.make_plan(plan.record, True, plan.texts, plan.words)
+    def scripted(self, model: str, line: str, when: datetime, theme: Theme | None = None, made: Plan | None = None,
+                 **override) -> Plan:
+        """A signal whose life is written by hand (or not at all: it waits on the board)."""
+        if made is None:
+            made = self.from_theme(model, line, theme, when, True) if theme else self.make_signal(model, line, when)
+        record = made.record | override
+        plan = self.make_plan(record, True, made.texts, made.words)
+        if self.placement(plan).autonomy is Autonomy.AUTONOMOUS:
+            # The model would have acted on it already; make it a call that needs a person.
+            plan = self.make_plan(record | {"confidence": 0.93}, True, made.texts, made.words)
         plan.scripted = True
         self.plans.append(plan)
         return plan
@@ -1210,7 +1281,8 @@ class Builder:
         """A spindle that gets worse over three days: line → area → plant, open at the plant today."""
         area = self.config.line_area[line]
         start = self.now - timedelta(days=3, hours=5)
-        plan = self.spindle_signal(line, start, self.draw("spindle"), True)
+        hot = [r for r in self.pools["spindle"] if _spindle_mode(r) == "HDF"] or self.pools["spindle"]
+        plan = self.spindle_signal(line, start, hot[0], True)
         plan.record.update(severity="high", category="delivery")
         plan = self.make_plan(plan.record, True, SPINDLE_TEXTS["HDF"], plan.words)
         plan.scripted = True
@@ -1243,12 +1315,35 @@ class Builder:
         self.step(up2 + 3 * HOUR, lambda: self.past.signals.acknowledge(plan.id, actor=boss), plan)
         self.comment_as(plan, up2 + 3 * HOUR + 5 * MIN, boss, "Asked purchasing for a second quote; decision at the plant review.")
 
+    def story_waiting_at_plant(self, line: str) -> None:
+        """A supplier problem the plant has not decided yet: its window at the plant has closed."""
+        area = self.config.line_area[line]
+        themes = [t for t in YIELD.get(line if line in YIELD else "machining", []) if "high" in t.severities]
+        start = self.now - timedelta(days=4, hours=3)
+        plan = self.scripted("yield-model", line, start, theme=self.rng.choice(themes) if themes else None, severity="high")
+        lead, eng = self.crew.leads(line)[0], self.crew.engineers(area)[0]
+        sup, boss = self.crew.supervisors(area)[0], self.crew.managers()[0]
+        self.decide(plan, 1, start + 35 * MIN, None, DecisionKind.ESCALATE,
+                    "Second supplier batch with the same problem; the line cannot change suppliers.", who=lead)
+        act = start + 3 * HOUR
+        self.decide(plan, 2, act, None, DecisionKind.ACT, "Contain first: check the batch and sort what is in stock.", who=sup,
+                    action=("Check the current seal batch and sort the stock in the supermarket", eng, act + 8 * HOUR))
+        self.step(act + 5 * HOUR, lambda: self.past.actions.done(plan.action_id, actor=eng), plan)
+        self.comment_as(plan, act + 5 * HOUR + 10 * MIN, eng,
+                        "Seals from the new supplier's batch 2291 fail three times as often. Stock sorted; 140 seals blocked.")
+        up = start + timedelta(days=1, hours=1)
+        self.decide(plan, 2, up, None, DecisionKind.ESCALATE,
+                    "Going back to the old seal supplier needs plant approval and a note to the customer.", who=sup)
+        self.step(up + 2 * HOUR, lambda: self.past.signals.acknowledge(plan.id, actor=boss), plan)
+        self.comment_as(plan, up + 2 * HOUR + 5 * MIN, boss,
+                        "Asked purchasing whether the old supplier can deliver for two more months; waiting for their answer.")
+
     def story_to_area(self, line: str) -> None:
         """A line that could not fix it alone: escalated to the area this morning, open there."""
         area = self.config.line_area[line]
-        model = "yield-model"
-        start = self.now - self.hours(5, 7)
-        plan = self.scripted(model, line, start, severity="high")
+        themes = [t for t in YIELD.get(line if line in YIELD else "machining", []) if "high" in t.severities]
+        start = self.now - self.hours(2.5, 3.5)
+        plan = self.scripted("yield-model", line, start, theme=self.rng.choice(themes) if themes else None, severity="high")
         lead, eng = self.crew.leads(line)[0], self.crew.engineers(area)[0]
         self.step(start + 12 * MIN, lambda: self.past.signals.acknowledge(plan.id, actor=lead), plan)
         if plan.texts.comments:
@@ -1304,23 +1399,39 @@ class Builder:
         self.replay()
 
 
+def is_demo(services: Services) -> bool:
+    """True when the database holds the demo plant built by ``build_demo``."""
+    with services.ctx.read() as session:
+        return session.get(SyncState, MARKER) is not None
+
+
 def demo_present(services: Services) -> bool:
-    """True when the database already holds the demo plant (or any signals at all)."""
+    """True when the database already holds the demo plant, or any plant history at all
+    (signals, actions, meetings), which the demo must never be mixed into."""
     with services.ctx.read() as session:
         if session.get(SyncState, MARKER) is not None:
             return True
-        return session.scalar(select(func.count()).select_from(Signal)) > 0
+        return any(session.scalar(select(func.count()).select_from(table)) for table in (Signal, Action, Meeting))
 
 
 def build_demo(services: Services) -> bool:
     """Fill the database behind ``services`` with the demo plant's two weeks of history.
 
-    Returns True if it built the demo now, False if the database already holds it (or
-    holds signals of its own, which the demo must not be mixed into)."""
+    Returns True if it built the demo now, False if the database already holds it (a
+    second call adds nothing). The history is written through a second set of services
+    into a scratch database, then copied into place in one step with SQLite's backup API,
+    so an interrupted build leaves the database as it was rather than half a plant."""
     if demo_present(services):
         return False
-    builder = Builder(services)
-    builder.build()
-    with write_session(services.ctx.engine) as session:
-        session.merge(SyncState(key=MARKER, value=builder.now.isoformat()))
+    with tempfile.TemporaryDirectory(prefix="tiermeet-demo-") as scratch:
+        path = Path(scratch) / "demo.db"
+        builder = Builder(services.ctx.config, services.ctx.clock.now(), path)
+        try:
+            builder.build()
+            builder.mark_built()
+        finally:
+            builder.past.ctx.engine.dispose()
+        if demo_present(services):
+            return False
+        backup(path, services.ctx.db_path)
     return True

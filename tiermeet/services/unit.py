@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy import Engine, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from uuid_utils.compat import uuid7
 
@@ -112,8 +113,10 @@ class Tx:
         """Persist the sequence counter and clock with the transaction they were used in."""
         if not self._dirty:
             return
-        for key, value in (("client_id", self.client_id), ("next_seq", str(self._next_seq)), ("hlc", self._clock.pack())):
-            self.session.merge(SyncState(key=key, value=value))
+        rows = [{"key": "client_id", "value": self.client_id}, {"key": "next_seq", "value": str(self._next_seq)},
+                {"key": "hlc", "value": self._clock.pack()}]
+        upsert = sqlite_insert(SyncState).values(rows)
+        self.session.execute(upsert.on_conflict_do_update(index_elements=["key"], set_={"value": upsert.excluded.value}))
 
 
 @contextmanager
