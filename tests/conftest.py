@@ -66,3 +66,62 @@ def signal_record(n: int = 1, **overrides) -> dict:
     }
     record.update(overrides)
     return record
+
+
+# --- Shared helpers for the foundation tests -------------------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment a ``tiermeet`` subprocess runs in: this test's isolated user dirs,
+    UTF-8 output whatever the machine's locale, plus ``extra``."""
+    env = dict(os.environ)
+    env["PYTHONUTF8"] = "1"
+    env["COLUMNS"] = "200"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def run_cli():
+    """Run ``python -m tiermeet ARGS…`` in a real subprocess; returns the CompletedProcess
+    (text mode) or, with ``binary=True``, bytes."""
+
+    def run(*args, input=None, cwd=None, env=None, timeout=120, binary=False):
+        return subprocess.run(
+            [sys.executable, "-m", "tiermeet", *map(str, args)],
+            input=input,
+            capture_output=True,
+            text=not binary,
+            encoding=None if binary else "utf-8",
+            cwd=cwd,
+            env=env or cli_env(),
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture
+def make_signal(services: Services):
+    """Ingest one valid signal (``signal_record(n, **overrides)``) and return it as stored."""
+
+    # Imported here, not at the top: the ORM stays unloaded for tests that do not ask for it.
+    from sqlalchemy import select
+
+    from tiermeet.ingest.readers import Row
+    from tiermeet.store.models import Signal
+
+    def make(n: int = 1, **overrides):
+        record = signal_record(n, **overrides)
+        report = services.ingest.ingest([Row(1, record)], origin="test")
+        assert report.added == 1, report.rejected
+        with services.ctx.read() as session:
+            return session.scalars(
+                select(Signal).where(Signal.source == record["source"], Signal.external_id == record["external_id"])
+            ).one()
+
+    return make

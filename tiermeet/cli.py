@@ -182,8 +182,7 @@ def signals(settings: Settings, tier, scope, status, category, fmt, limit) -> No
     from tiermeet.listing import render_signals
     from tiermeet.store.queries import Filters, Scope
 
-    services = settings.services()
-    config = services.ctx.config
+    config = settings.load_config()
     if status is not None and status not in {s.value for s in SignalStatus}:
         fail(f"--status: {status!r} is not one of {', '.join(s.value for s in SignalStatus)}", EXIT_UNUSABLE)
     if scope in config.line_area:
@@ -194,6 +193,7 @@ def signals(settings: Settings, tier, scope, status, category, fmt, limit) -> No
         where = Scope(tier=tier)
     else:
         fail(f"--scope: {scope!r} is not a configured line, area or 'plant'", EXIT_UNUSABLE)
+    services = settings.services()
     rows = services.board.page(where, Filters(statuses=(status,) if status else None, category=category), limit=limit)
     click.echo(render_signals(rows, fmt, services.ctx.clock.now()), nl=False)
 
@@ -214,6 +214,10 @@ def config_check(settings: Settings) -> None:
         cfg = load_config(path)
     except ConfigError as exc:
         fail(str(exc), 1)
+    from tiermeet.domain.policy_lint import shadowed_rules
+
+    for warning in shadowed_rules(cfg.governance):
+        click.echo(f"{path or '<built-in demo config>'}: warning: {warning}")
     lines = sum(len(a.lines) for a in cfg.areas)
     click.echo(f"{path or '<built-in demo config>'}: OK — {cfg.plant.name}: {len(cfg.areas)} areas, {lines} lines, "
                f"{len(cfg.tiers)} tiers, {len(cfg.people)} people, {len(cfg.governance.rules)} rules "

@@ -127,38 +127,34 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> "Config":
+        """Checks across sections; every problem is reported, each with its key path."""
+        problems: list[str] = []
         areas = {a.id for a in self.areas}
         lines = [ln.id for a in self.areas for ln in a.lines]
-        _unique("areas", [a.id for a in self.areas], "area id")
-        _unique("areas.lines", lines, "line id")
-        clash = areas & set(lines)
-        if clash:
-            raise ValueError(f"areas: {sorted(clash)[0]!r} is both an area and a line id")
-        _unique("tiers", [t.level for t in self.tiers], "tier level")
+        problems += _duplicates([(f"areas[{i}].id", a.id) for i, a in enumerate(self.areas)])
+        problems += _duplicates([(f"areas[{i}].lines[{j}].id", ln.id) for i, a in enumerate(self.areas)
+                                 for j, ln in enumerate(a.lines)])
+        problems += [f"areas: {c!r} is both an area and a line id" for c in sorted(areas & set(lines))]
+        problems += _duplicates([(f"tiers[{i}].level", t.level) for i, t in enumerate(self.tiers)])
         if not self.tiers:
-            raise ValueError("tiers: at least one tier is needed")
+            problems.append("tiers: at least one tier is needed")
         for i, tier in enumerate(self.tiers):
             known = set(lines) if tier.scope == "line" else areas if tier.scope == "area" else set()
-            for unit in tier.units:
-                if unit not in known:
-                    kind = "line" if tier.scope == "line" else "area" if tier.scope == "area" else "unit (plant tiers take none)"
-                    raise ValueError(f"tiers[{i}].units: {unit!r} is not a configured {kind}")
-        _unique("people", [p.id for p in self.people], "person id")
-        _unique("people", [p.badge for p in self.people], "badge")
-        for i, person in enumerate(self.people):
-            if person.scope != PLANT_SCOPE and person.scope not in areas and person.scope not in lines:
-                raise ValueError(f"people[{i}].scope: {person.scope!r} is not a configured line, area or 'plant'")
+            kind = "line" if tier.scope == "line" else "area" if tier.scope == "area" else "unit (plant tiers take none)"
+            problems += [f"tiers[{i}].units: {unit!r} is not a configured {kind}" for unit in tier.units if unit not in known]
+        problems += _duplicates([(f"people[{i}].id", p.id) for i, p in enumerate(self.people)])
+        problems += _duplicates([(f"people[{i}].badge", p.badge) for i, p in enumerate(self.people)])
+        problems += [f"people[{i}].scope: {p.scope!r} is not a configured line, area or 'plant'"
+                     for i, p in enumerate(self.people) if p.scope != PLANT_SCOPE and p.scope not in areas and p.scope not in lines]
         for i, rule in enumerate(self.governance.rules):
-            for a in rule.area:
-                if a not in areas:
-                    raise ValueError(f"governance.rules[{i}].area: {a!r} is not a configured area")
-            for ln in rule.line:
-                if ln not in lines:
-                    raise ValueError(f"governance.rules[{i}].line: {ln!r} is not a configured line")
+            problems += [f"governance.rules[{i}].area: {a!r} is not a configured area" for a in rule.area if a not in areas]
+            problems += [f"governance.rules[{i}].line: {ln!r} is not a configured line" for ln in rule.line if ln not in lines]
         if not self.shifts:
-            raise ValueError("shifts: at least one shift is needed for end_of_shift windows")
+            problems.append("shifts: at least one shift is needed for end_of_shift windows")
         if self.kiosk.scope is not None and self.kiosk.scope not in areas | set(lines) | {PLANT_SCOPE}:
-            raise ValueError(f"kiosk.scope: {self.kiosk.scope!r} is not a configured line, area or 'plant'")
+            problems.append(f"kiosk.scope: {self.kiosk.scope!r} is not a configured line, area or 'plant'")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     # Derived lookups used all over the services; computed once per config.
@@ -183,12 +179,16 @@ class Config(_Strict):
         return next((t for t in self.tiers if t.level == level), None)
 
 
-def _unique(where: str, values: list, what: str) -> None:
-    seen: set = set()
-    for value in values:
-        if value in seen:
-            raise ValueError(f"{where}: {what} {value!r} appears twice")
-        seen.add(value)
+def _duplicates(keyed: list[tuple[str, object]]) -> list[str]:
+    """A problem for each value that appeared before, named by its own key path."""
+    first: dict = {}
+    problems = []
+    for key, value in keyed:
+        if value in first:
+            problems.append(f"{key}: {value!r} appears twice (also {first[value]})")
+        else:
+            first[value] = key.rsplit(".", 1)[0]
+    return problems
 
 
 class ConfigError(Exception):
@@ -210,14 +210,14 @@ def _key_path(loc: tuple) -> str:
 def _problems(error: ValidationError) -> list[str]:
     problems = []
     for item in error.errors(include_url=False):
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]")))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         elif item["type"] == "missing":
             message = "required key is missing"
         key = _key_path(loc)
-        problems.append(f"{key}: {message}" if key else message)
+        problems += [f"{key}: {line}" if key else line for line in message.splitlines()]
     return problems
 
 

@@ -21,7 +21,7 @@ SIGNAL_VERBS: dict[str, tuple[frozenset[SignalStatus], SignalStatus]] = {
     "decide:shelve": (frozenset({S.OPEN, S.ACKNOWLEDGED, S.ACTIONED}), S.SHELVED),
     "decide:escalate": (frozenset({S.OPEN, S.ACKNOWLEDGED, S.ACTIONED}), S.OPEN),
     "escalate": (frozenset({S.OPEN, S.ACKNOWLEDGED, S.ACTIONED}), S.OPEN),
-    "resolve": (frozenset({S.ACKNOWLEDGED, S.ACTIONED}), S.RESOLVED),
+    "resolve": (frozenset({S.ACTIONED}), S.RESOLVED),
     "unshelve": (frozenset({S.SHELVED}), S.OPEN),
     "reopen": (frozenset({S.RESOLVED, S.DISMISSED, S.SHELVED}), S.OPEN),
 }
@@ -46,6 +46,17 @@ _SIGNAL_ADVICE = {
     S.OPEN: "record a decision first",
     S.ACKNOWLEDGED: "record a decision first",
     S.ACTIONED: "resolve it or record another decision",
+}
+
+#: How each action verb reads in "cannot … it".
+_ACTION_PHRASE = {
+    "start": "start it",
+    "done": "mark it done",
+    "verify": "verify it",
+    "cancel": "cancel it",
+    "reassign": "reassign it",
+    "change_due": "change its due time",
+    "reopen": "reopen it",
 }
 
 _ACTION_ADVICE = {
@@ -86,5 +97,5 @@ def next_action_status(verb: str, current: ActionStatus, ref: str) -> ActionStat
     allowed, to = ACTION_VERBS[verb]
     if current not in allowed:
         state = current.value.replace("_", " ")
-        raise DomainError(f"action {ref} is {state}; cannot {verb.replace('_', ' ')} it — {_ACTION_ADVICE[current]}")
+        raise DomainError(f"action {ref} is {state}; cannot {_ACTION_PHRASE[verb]} — {_ACTION_ADVICE[current]}")
     return current if to is None else to

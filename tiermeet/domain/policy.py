@@ -9,25 +9,28 @@ with every decision so that an audit can tell which rules were in force.
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tiermeet.domain.durations import END_OF_SHIFT, check_window, parse_duration
 from tiermeet.domain.enums import Autonomy, Category, Severity, SignalKind
 from tiermeet.domain.shifts import ShiftCalendar
 
+#: A window as written: a duration ("30m") or "end_of_shift", checked where it is written
+#: so that an error names its severity and tier (governance.windows.high.1).
+WindowText = Annotated[str, AfterValidator(check_window)]
+def _tier_exists(level: int) -> int:
+    if not 1 <= level <= 4:
+        raise ValueError(f"tier {level} does not exist; tiers are 1 to 4")
+    return level
+
+
+TierLevel = Annotated[int, AfterValidator(_tier_exists)]
 #: Windows per severity, then per tier: ``{"critical": {1: "30m", 2: "1h"}}``.
-Windows = dict[Severity, dict[int, str]]
-
-
-def _check_windows(value: Windows) -> Windows:
-    for per_tier in value.values():
-        for tier, text in per_tier.items():
-            if not 1 <= tier <= 4:
-                raise ValueError(f"tier {tier} does not exist; tiers are 1 to 4")
-            check_window(text)
-    return value
+Windows = dict[Severity, dict[TierLevel, WindowText]]
 
 
 class Rule(BaseModel):
@@ -47,11 +50,6 @@ class Rule(BaseModel):
     autonomy: Autonomy = Autonomy.SIGN_OFF
     start_tier: int = Field(default=1, ge=1, le=4)
     windows: Windows = {}
-
-    @field_validator("windows")
-    @classmethod
-    def _windows_ok(cls, value: Windows) -> Windows:
-        return _check_windows(value)
 
     @model_validator(mode="after")
     def _range(self) -> "Rule":
@@ -108,15 +106,12 @@ class Governance(BaseModel):
 
     @field_validator("windows")
     @classmethod
-    def _windows_ok(cls, value: Windows) -> Windows:
-        return _check_windows(value)
+    def _with_defaults(cls, value: Windows) -> Windows:
+        """Windows the config leaves out keep their defaults, tier by tier."""
+        return {severity: {**DEFAULT_WINDOWS[severity], **value.get(severity, {})} for severity in Severity}
 
     @model_validator(mode="after")
-    def _complete(self) -> "Governance":
-        for severity in Severity:
-            missing = [t for t in (1, 2, 3) if t not in self.windows.get(severity, {})]
-            if missing:
-                raise ValueError(f"windows.{severity.value} has no window for tier {missing[0]}")
+    def _unique_names(self) -> "Governance":
         names = [r.name for r in self.rules]
         dup = next((n for n in names if names.count(n) > 1), None)
         if dup:
@@ -152,31 +147,69 @@ class Placement:
     start_tier: int
 
 
+#: The last (policy, facts) matched and the index of the first matching rule (None for the
+#: default). Ingest asks ``place`` and then ``window_for`` about the same facts object, so
+#: the second call reuses the first one's matching; ``is`` keeps it exact.
+_last_match: tuple = (None, None, None)
+#: Placements already made, per (policy, rule index, top tier); a Placement is immutable.
+_placements: dict[tuple[int, int | None, int], tuple[Governance, Placement]] = {}
+
+
+def _first_match(policy: Governance, facts: SignalFacts) -> int | None:
+    global _last_match
+    last_policy, last_facts, index = _last_match
+    if last_policy is policy and last_facts is facts:
+        return index
+    index = None
+    for i, rule in enumerate(policy.rules):
+        if rule.matches(facts):
+            index = i
+            break
+    _last_match = (policy, facts, index)
+    return index
+
+
 def place(policy: Governance, facts: SignalFacts, top_tier: int) -> Placement:
     """The first matching rule's autonomy and start tier (capped at the plant's top tier)."""
-    for rule in policy.rules:
-        if rule.matches(facts):
-            return Placement(rule.name, rule.autonomy, min(rule.start_tier, top_tier))
-    return Placement("default", policy.default.autonomy, min(policy.default.start_tier, top_tier))
+    index = _first_match(policy, facts)
+    key = (id(policy), index, top_tier)
+    known = _placements.get(key)
+    if known is not None and known[0] is policy:
+        return known[1]
+    if index is not None:
+        rule = policy.rules[index]
+        placement = Placement(rule.name, rule.autonomy, min(rule.start_tier, top_tier))
+    else:
+        placement = Placement("default", policy.default.autonomy, min(policy.default.start_tier, top_tier))
+    if len(_placements) > 1000:
+        _placements.clear()
+    _placements[key] = (policy, placement)
+    return placement
 
 
 def window_for(policy: Governance, facts: SignalFacts, tier: int) -> str:
     """The response window (as written) for a signal at a tier: rule override, else the table."""
-    for rule in policy.rules:
-        if rule.matches(facts):
-            override = rule.windows.get(facts.severity, {}).get(tier)
-            if override:
-                return override
-            break
+    index = _first_match(policy, facts)
+    if index is not None:
+        override = policy.rules[index].windows.get(facts.severity, {}).get(tier)
+        if override:
+            return override
     per_tier = policy.windows[facts.severity]
     return per_tier.get(tier) or per_tier[max(t for t in per_tier if t <= tier)]
+
+
+#: Window text → its length; ingest asks for the same few windows for every signal.
+_LENGTHS: dict[str, timedelta] = {}
 
 
 def deadline(window: str, start: datetime, calendar: ShiftCalendar) -> datetime:
     """When a window that opens at ``start`` closes."""
     if window == END_OF_SHIFT:
         return calendar.end_of_shift(start)
-    return start + parse_duration(window)
+    length = _LENGTHS.get(window)
+    if length is None:
+        length = _LENGTHS[window] = parse_duration(window)
+    return start + length
 
 
 def response_deadline(policy: Governance, facts: SignalFacts, tier: int, start: datetime, calendar: ShiftCalendar) -> datetime:

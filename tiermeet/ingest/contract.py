@@ -131,7 +131,7 @@ def check_record(record: dict[str, Any], plan: Plan) -> dict[str, Any]:
 # ever accepts what the full check accepts, with the same result.
 
 _KNOWN = frozenset(FIELDS)
-_SEVERITIES = {m.value: m for m in Severity}
+_SEVERITIES = {m.value: (m.value, m.rank) for m in Severity}
 _KINDS = {m.value: m.value for m in SignalKind}
 _CATEGORIES = {m.value: m.value for m in Category}
 _ANOMALY = SignalKind.ANOMALY.value
@@ -237,8 +237,8 @@ def _check_clean(record: dict[str, Any], plan: Plan) -> dict[str, Any] | None:
         "line": line,
         "asset": asset,
         "category": category,
-        "severity": severity.value,
-        "severity_rank": severity.rank,
+        "severity": severity[0],
+        "severity_rank": severity[1],
         "confidence": confidence,
         "title": title,
         "detail": detail,

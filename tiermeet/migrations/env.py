@@ -8,6 +8,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import tiermeet.store.models  # noqa: F401  - registers the tables on SQLModel.metadata
+import tiermeet.store.models_sync  # noqa: F401  - and the sync tables
 
 config = context.config
 target_metadata = SQLModel.metadata

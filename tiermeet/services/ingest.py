@@ -10,9 +10,10 @@ external_id) is a no-op, counted as a duplicate.
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import insert, select
 
 from tiermeet.domain.enums import SignalStatus
 from tiermeet.domain.policy import SignalFacts, deadline, place, window_for
@@ -23,7 +24,7 @@ from tiermeet.services.unit import jsonable, new_id
 from tiermeet.store.models import Signal
 from tiermeet.store.types import to_db_text
 
-BATCH = 500
+BATCH = 2000
 INGEST_ACTOR = "system:ingest"
 
 
@@ -87,128 +88,112 @@ class IngestService:
         return report
 
     def _write(self, records: list[dict], report: IngestReport, origin: str, actor: str) -> None:
-        config = self.ctx.config
-        policy, calendar, top = config.governance, config.calendar, config.top_tier
         with self.ctx.tx(actor) as tx:
             connection = tx.session.connection()
-            existing = _existing(connection, records)
+            fast = _SqliteRows.for_dialect(connection.dialect)
+            existing = fast.existing(connection, records) if fast else _existing(connection, records)
             fresh = [r for r in records if (r["source"], r["external_id"]) not in existing] if existing else records
             report.duplicates += len(records) - len(fresh)
             if not fresh:
                 return
             stamp = tx.stamp()
-            version = policy.version
-            now = tx.now
-            fast = _SignalRows.for_dialect(connection.dialect)
-            if fast is not None:
-                now_text = fast.when(now)
-                ids = []
-                rows = []
-                for record in fresh:
-                    facts = SignalFacts(record["category"], record["severity"], record["source"], record["kind"],
-                                        record["area"], record["line"], record["confidence"])
-                    placement = place(policy, facts, top)
-                    detected = record["detected_at"]
-                    start = detected if detected <= now else now
-                    tier = placement.start_tier
-                    signal_id = new_id()
-                    ids.append(signal_id)
-                    detected_text = fast.when(detected)
-                    rows.append(fast.row(
-                        record, signal_id, detected_text, now_text, tier,
-                        detected_text if start is detected else now_text,
-                        fast.when(deadline(window_for(policy, facts, tier), start, calendar)),
-                        placement.autonomy.value, placement.rule, version, stamp,
-                    ))
-                connection.exec_driver_sql(fast.sql, rows)
+            if fast:
+                ids = fast.insert(connection, fresh, self.ctx.config, tx.now, stamp)
             else:
-                for record in fresh:
-                    facts = SignalFacts(record["category"], record["severity"], record["source"], record["kind"],
-                                        record["area"], record["line"], record["confidence"])
-                    placement = place(policy, facts, top)
-                    start = min(record["detected_at"], now)
-                    record.update(
-                        id=new_id(), ingested_at=now, status=SignalStatus.OPEN.value, status_epoch=0,
-                        tier=placement.start_tier, tier_entered_at=start,
-                        deadline=deadline(window_for(policy, facts, placement.start_tier), start, calendar),
-                        autonomy=placement.autonomy.value, policy_rule=placement.rule, policy_version=version,
-                        updated_at=now, updated_hlc=stamp,
-                    )
-                connection.execute(insert(Signal.__table__), fresh)
-                ids = [r["id"] for r in fresh]
+                ids = self._insert(connection, fresh, tx.now, stamp)
             tx.record(entity="signal", entity_id=ids[0], op="ingest", mutation="signal.ingest",
                       args={"signal_ids": ids}, after={"origin": origin, "count": len(ids), "last_id": jsonable(ids[-1])})
             report.added += len(fresh)
 
-
-#: Most (source, external_id) pairs looked up in one statement.
-_LOOKUP_CHUNK = 500
+    def _insert(self, connection, fresh: list[dict], now: datetime, stamp: str) -> list:
+        """Insert through the Core table (databases other than SQLite); returns the new ids."""
+        config = self.ctx.config
+        policy, calendar, top = config.governance, config.calendar, config.top_tier
+        version = policy.version
+        for record in fresh:
+            facts = SignalFacts(record["category"], record["severity"], record["source"], record["kind"],
+                                record["area"], record["line"], record["confidence"])
+            placement = place(policy, facts, top)
+            start = min(record["detected_at"], now)
+            record.update(
+                id=new_id(), ingested_at=now, status=SignalStatus.OPEN.value, status_epoch=0,
+                tier=placement.start_tier, tier_entered_at=start,
+                deadline=deadline(window_for(policy, facts, placement.start_tier), start, calendar),
+                autonomy=placement.autonomy.value, policy_rule=placement.rule, policy_version=version,
+                updated_at=now, updated_hlc=stamp,
+            )
+        connection.execute(insert(Signal.__table__), fresh)
+        return [r["id"] for r in fresh]
 
 
 def _existing(connection, records: list[dict]) -> set[tuple[str, str]]:
-    """The (source, external_id) pairs of ``records`` already stored.
+    """The (source, external_id) pairs of ``records`` already stored, asked per source.
 
-    Asked as ``source = ? AND external_id IN (...)`` per source, which SQLite answers from
-    the unique index; a row-value ``(source, external_id) IN (...)`` makes it scan the
-    whole index, which on a table of a million signals costs more than the insert."""
-    by_source: dict[str, list[str]] = {}
-    for record in records:
-        by_source.setdefault(record["source"], []).append(record["external_id"])
+    ``source = ? AND external_id IN (...)`` is answered from the unique index; a row-value
+    ``(source, external_id) IN (...)`` makes SQLite scan the whole index, which on a table
+    of a million signals costs more than the insert."""
     found: set[tuple[str, str]] = set()
-    terms = []
-    size = 0
-    for source, external_ids in by_source.items():
-        for i in range(0, len(external_ids), _LOOKUP_CHUNK):
-            chunk = external_ids[i:i + _LOOKUP_CHUNK]
-            terms.append(and_(Signal.source == source, Signal.external_id.in_(chunk)))
-            size += len(chunk)
-            if size >= _LOOKUP_CHUNK:
-                found.update(connection.execute(select(Signal.source, Signal.external_id).where(or_(*terms))).all())
-                terms, size = [], 0
-    if terms:
-        found.update(connection.execute(select(Signal.source, Signal.external_id).where(or_(*terms))).all())
+    for source, chunk in _by_source(records):
+        found.update(connection.execute(
+            select(Signal.source, Signal.external_id).where(Signal.source == source, Signal.external_id.in_(chunk))
+        ).all())
     return found
 
 
-#: Columns of a newly ingested signal, in the order ``_SignalRows.row`` writes them.
+#: Most external ids looked up in one statement (old SQLite builds allow 999 parameters).
+_LOOKUP_CHUNK = 500
+
+
+def _by_source(records: list[dict]):
+    """(source, up to _LOOKUP_CHUNK external ids of that source), covering ``records``."""
+    by_source: dict[str, list[str]] = {}
+    for record in records:
+        by_source.setdefault(record["source"], []).append(record["external_id"])
+    for source, external_ids in by_source.items():
+        for i in range(0, len(external_ids), _LOOKUP_CHUNK):
+            yield source, external_ids[i:i + _LOOKUP_CHUNK]
+
+
+#: Columns of a newly ingested signal, in the order ``_SqliteRows.insert`` writes them.
 _COLUMNS = ("id", "external_id", "source", "model_version", "kind", "detected_at", "ingested_at", "area", "line",
             "asset", "category", "severity", "severity_rank", "confidence", "title", "detail", "suggested_action",
             "evidence_url", "extra", "status", "status_epoch", "tier", "tier_entered_at", "deadline", "autonomy",
             "policy_rule", "policy_version", "updated_at", "updated_hlc")
-#: Columns whose types change the Python value on the way to SQLite; ``_SignalRows`` does
+#: Columns whose types change the Python value on the way to SQLite; ``_SqliteRows`` does
 #: that itself, once per value rather than through a bind processor per column per row.
 #: (``confidence`` is a Float, whose processor makes a float: the contract already did.)
 _CONVERTED = {"id", "detected_at", "ingested_at", "tier_entered_at", "deadline", "updated_at", "extra", "confidence"}
 
 
-class _SignalRows:
-    """Signal rows as the SQLite driver takes them, for an ``executemany`` of one prepared
-    INSERT compiled from the Signal table.
+class _SqliteRows:
+    """The SQLite write path: rows as the driver takes them, one prepared INSERT compiled
+    from the Signal table, run with ``executemany`` on the session's connection (so in the
+    transaction that also writes the audit entry and the outbox mutation).
 
     Going through the Core insert with dicts costs about 7 µs per row in parameter
     processing alone (UUID to hex, datetime to text, JSON), more than SQLite needs to store
-    the row. Here the values are converted once, exactly as the column types would convert
-    them: ids as 32 hex digits, times as ``to_db_text``, ``extra`` through the JSON type's own
-    bind processor."""
+    the row. Here each value is converted once, exactly as the column type would convert
+    it: ids as 32 hex digits, times by ``to_db_text``, ``extra`` by the JSON type's own bind
+    processor. A column type that starts converting values some other way makes this path
+    step aside (``for_dialect`` returns None) rather than store something different."""
 
-    _by_dialect: dict[str, "_SignalRows | None"] = {}
+    _by_dialect: dict[str, "_SqliteRows | None"] = {}
 
     def __init__(self, dialect) -> None:
         table = Signal.__table__
         compiled = insert(table).compile(dialect=dialect, column_keys=list(_COLUMNS))
         if tuple(compiled.positiontup or ()) != _COLUMNS:
-            raise ValueError("unexpected parameter order")
+            raise ValueError("the compiled INSERT does not take the columns in _COLUMNS order")
         for name in _COLUMNS:
             if name not in _CONVERTED and table.c[name].type.dialect_impl(dialect).bind_processor(dialect) is not None:
-                raise ValueError(f"column {name} has a bind processor")
+                raise ValueError(f"column {name} converts its values")
         self.sql = compiled.string
         self.json = table.c.extra.type.dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
         self.json_none = self.json(None)
-        self.when = to_db_text
 
     @classmethod
-    def for_dialect(cls, dialect) -> "_SignalRows | None":
-        """The row maker for SQLite, or None where the Core insert is used as it is."""
+    def for_dialect(cls, dialect) -> "_SqliteRows | None":
+        """The SQLite write path, or None where the Core insert is used as it is."""
         if dialect.name != "sqlite":
             return None
         if dialect.name not in cls._by_dialect:
@@ -218,15 +203,50 @@ class _SignalRows:
                 cls._by_dialect[dialect.name] = None
         return cls._by_dialect[dialect.name]
 
-    def row(self, r: dict, signal_id, detected: str, now: str, tier: int, entered: str, due: str,
-            autonomy: str, rule: str, version: str, stamp: str) -> tuple:
-        """One row in ``_COLUMNS`` order."""
-        extra = r["extra"]
-        return (signal_id.hex, r["external_id"], r["source"], r["model_version"], r["kind"], detected, now,
+    def existing(self, connection, records: list[dict]) -> set[tuple[str, str]]:
+        """``_existing``, without compiling a statement per batch."""
+        found: set[tuple[str, str]] = set()
+        for source, chunk in _by_source(records):
+            sql = f"SELECT source, external_id FROM signal WHERE source = ? AND external_id IN ({', '.join('?' * len(chunk))})"
+            found.update(connection.exec_driver_sql(sql, (source, *chunk)).all())
+        return found
+
+    def insert(self, connection, fresh: list[dict], config, now: datetime, stamp: str) -> list:
+        """Place, time and insert ``fresh``; returns the new ids, in order."""
+        policy, calendar, top = config.governance, config.calendar, config.top_tier
+        version = policy.version
+        json, json_none = self.json, self.json_none
+        now_text = to_db_text(now)
+        autonomy_values: dict = {}
+        ids = []
+        rows = []
+        for r in fresh:
+            facts = SignalFacts(r["category"], r["severity"], r["source"], r["kind"], r["area"], r["line"], r["confidence"])
+            placement = place(policy, facts, top)
+            tier = placement.start_tier
+            detected = r["detected_at"]
+            detected_text = to_db_text(detected)
+            if detected <= now:
+                start, start_text = detected, detected_text
+            else:
+                start, start_text = now, now_text
+            autonomy = placement.autonomy
+            autonomy_value = autonomy_values.get(autonomy)
+            if autonomy_value is None:
+                autonomy_value = autonomy_values[autonomy] = autonomy.value
+            signal_id = new_id()
+            ids.append(signal_id)
+            extra = r["extra"]
+            rows.append((
+                signal_id.hex, r["external_id"], r["source"], r["model_version"], r["kind"], detected_text, now_text,
                 r["area"], r["line"], r["asset"], r["category"], r["severity"], r["severity_rank"], r["confidence"],
                 r["title"], r["detail"], r["suggested_action"], r["evidence_url"],
-                self.json_none if extra is None else self.json(extra), _OPEN, 0, tier, entered, due,
-                autonomy, rule, version, now, stamp)
+                json_none if extra is None else json(extra), _OPEN, 0, tier, start_text,
+                to_db_text(deadline(window_for(policy, facts, tier), start, calendar)),
+                autonomy_value, placement.rule, version, now_text, stamp,
+            ))
+        connection.exec_driver_sql(self.sql, rows)
+        return ids
 
 
 _OPEN = SignalStatus.OPEN.value

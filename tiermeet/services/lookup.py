@@ -3,7 +3,7 @@ full id or its short reference (``S-1a2b3c4d``)."""
 
 import uuid
 
-from sqlalchemy import or_, select
+from sqlalchemy import String, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from tiermeet.domain.errors import DomainError
@@ -11,7 +11,7 @@ from tiermeet.domain.refs import ref_suffix, short_ref
 from tiermeet.store.models import Person
 
 #: Actor prefixes of changes made by the system itself rather than a person.
-SYSTEM_ACTORS = ("system", "ai:")
+SYSTEM_ACTORS = ("system:", "ai:")
 
 
 def find_person(session: Session, who: str) -> Person:
@@ -35,7 +35,7 @@ def load_record(session: Session, model: type, entity: str, key: "uuid.UUID | st
     if isinstance(key, uuid.UUID):
         record = session.get(model, key)
     elif (suffix := ref_suffix(key)) is not None:
-        matches = session.scalars(select(model).where(model.id.like(f"%{suffix}")).limit(2)).all()
+        matches = session.scalars(select(model).where(type_coerce(model.id, String).like(f"%{suffix}")).limit(2)).all()
         if len(matches) > 1:
             raise DomainError(f"{key} matches more than one {entity}; use the full id")
         record = matches[0] if matches else None

@@ -28,17 +28,26 @@ class PeopleService:
         with self.ctx.read() as session:
             return list(session.scalars(select(Person).where(Person.active).order_by(Person.name)))
 
-    def sync_from_config(self) -> int:
-        """Insert, update or deactivate people to match the config; returns how many changed."""
+    def _changes(self, session) -> tuple[dict, dict]:
+        """(stored rows, rows to write) to make the people table match the config."""
         wanted = {p.id: {"name": p.name, "badge": p.badge, "role": p.role.value, "scope": p.scope, "active": True}
                   for p in self.ctx.config.people}
-        with self.ctx.read() as session:
-            stored = {p.id: {f: getattr(p, f) for f in FIELDS} for p in session.scalars(select(Person))}
+        stored = {p.id: {f: getattr(p, f) for f in FIELDS} for p in session.scalars(select(Person))}
         changes = {pid: row for pid, row in wanted.items() if stored.get(pid) != row}
-        changes |= {pid: {**row, "active": False, "badge": f"~{pid}"} for pid, row in stored.items() if pid not in wanted and row["active"]}
-        if not changes:
-            return 0
+        changes |= {pid: {**row, "active": False, "badge": f"~{pid}"}
+                    for pid, row in stored.items() if pid not in wanted and row["active"]}
+        return stored, changes
+
+    def sync_from_config(self) -> int:
+        """Insert, update or deactivate people to match the config; returns how many changed."""
+        with self.ctx.read() as session:
+            if not self._changes(session)[1]:
+                return 0  # the usual case: nothing to write, no write lock taken
         with self.ctx.tx("system:config") as tx:
+            # Again under the write lock: another kiosk may have synced meanwhile.
+            stored, changes = self._changes(tx.session)
+            if not changes:
+                return 0
             # Badges may move between people: free every changed badge before reassigning.
             for pid in changes:
                 if pid in stored:

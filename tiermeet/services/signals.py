@@ -127,8 +127,11 @@ class SignalService:
             raise DomainError("only an 'act' decision creates an action")
         with self.ctx.tx(actor) as tx:
             signal = load_signal(tx.session, key)
-            if kind is DecisionKind.SHELVE and (shelve_until is None or shelve_until <= tx.now):
-                raise DomainError("shelving needs an end time in the future")
+            if kind is DecisionKind.SHELVE:
+                if shelve_until is not None and shelve_until.tzinfo is None:
+                    raise DomainError("shelving needs an end time with a time zone")
+                if shelve_until is None or shelve_until <= tx.now:
+                    raise DomainError("shelving needs an end time in the future")
             verb = signal_verb_for_decision(kind)
             new_status = self._move(tx, signal, verb)
             if kind is DecisionKind.ESCALATE:
@@ -215,6 +218,20 @@ class SignalService:
             signal.outcome = {**outcome.__dict__, "note": outcome.note.strip()}
             stamp = tx.record(entity="signal", entity_id=signal.id, op="resolve", mutation="signal.resolve",
                               args={"signal_id": signal.id, "outcome": signal.outcome}, before=before, after=lifecycle_image(signal))
+            self._touch(tx, signal, stamp)
+            return signal
+
+    def unshelve(self, key: "uuid.UUID | str", *, actor: str) -> Signal:
+        """Bring a shelved signal back to the board before its time; its window starts again."""
+        with self.ctx.tx(actor) as tx:
+            signal = load_signal(tx.session, key)
+            before = lifecycle_image(signal)
+            signal.status = self._move(tx, signal, "unshelve")
+            signal.shelved_until = None
+            signal.tier_entered_at = tx.now
+            signal.deadline = deadline_at_tier(self.ctx.config, signal, signal.tier, tx.now)
+            stamp = tx.record(entity="signal", entity_id=signal.id, op="unshelve", mutation="signal.unshelve",
+                              args={"signal_id": signal.id}, before=before, after=lifecycle_image(signal))
             self._touch(tx, signal, stamp)
             return signal
 

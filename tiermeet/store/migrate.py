@@ -8,6 +8,7 @@ this code does not know was made by a newer tiermeet and is refused.
 """
 
 import sqlite3
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 #: The newest migration in tiermeet/migrations/versions; a test keeps the two equal.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 BACKUPS_KEPT = 5
 
 
@@ -27,13 +28,23 @@ class SchemaError(Exception):
 
 def current_revision(path: Path) -> str | None:
     """The database's Alembic revision, or None for a new or empty database."""
-    if not Path(path).exists():
+    if not Path(path).exists() or Path(path).stat().st_size == 0:
         return None
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        try:
-            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        except sqlite3.OperationalError:
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return _revision_of(conn)
+    except sqlite3.DatabaseError as exc:
+        raise SchemaError(f"{path} is not a tiermeet database ({exc})") from None
+
+
+def _revision_of(conn) -> str | None:
+    """The revision stamped in an open database, or None before the first migration."""
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
             return None
+        raise
     return row[0] if row else None
 
 
@@ -41,9 +52,8 @@ def backup(source: Path, dest: Path) -> Path:
     """A consistent copy of a live database, taken with the SQLite backup API."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(source) as src, sqlite3.connect(dest) as dst:
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(dest)) as dst:
         src.backup(dst)
-    dst.close()
     return dest
 
 
@@ -69,6 +79,8 @@ def upgrade(engine: "Engine", path: Path) -> str | None:
     """Migrate to head after a backup; returns the backup's path, or None if none was needed."""
     from alembic import command
 
+    from tiermeet.store.engine import writer
+
     revision = current_revision(path)
     if revision == HEAD_REVISION:
         return None
@@ -80,8 +92,11 @@ def upgrade(engine: "Engine", path: Path) -> str | None:
     saved = None
     if revision is not None:
         saved = _backup_before_upgrade(path, revision)
-    with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "head")
+    # Under the write lock, and only if nobody migrated while we waited for it: two
+    # kiosks opening a new database at once must both start, not collide.
+    with writer(engine).begin() as connection:
+        if _revision_of(connection.connection.driver_connection) != HEAD_REVISION:
+            command.upgrade(_alembic_config(connection), "head")
     return str(saved) if saved else None
 
 

@@ -218,6 +218,17 @@ def upgrade() -> None:
         batch_op.create_index('ix_action_owner_status_due', ['owner_id', 'status', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_action_signal_id'), ['signal_id'], unique=False)
     # The audit log is append-only: refuse any change to what was written.
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$"
+        )
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
+            )
+        return
     for verb in ("UPDATE", "DELETE"):
         op.execute(
             f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
@@ -226,8 +237,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    postgresql = op.get_bind().dialect.name == "postgresql"
     for verb in ("update", "delete"):
-        op.execute(f"DROP TRIGGER IF EXISTS audit_log_no_{verb}")
+        op.execute(f"DROP TRIGGER IF EXISTS audit_log_no_{verb}" + (" ON audit_log" if postgresql else ""))
+    if postgresql:
+        op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")
     with op.batch_alter_table('action', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_action_signal_id'))
         batch_op.drop_index('ix_action_owner_status_due')

@@ -1,0 +1,623 @@
+"""What the server does with a request: apply a push, serve a pull page, take in signals.
+
+Push (sync-protocol §2.4): one transaction per request. Mutations are taken in ``seq``
+order; one already processed is answered from ``processed_mutations`` (a different
+payload under a used seq is refused as ``seq_reused``); a gap stops the batch. Each new
+mutation is turned into record changes (``sync.mutations``), checked (the record exists,
+belongs to the plant, a reopen names the current epoch, a write-once record is not
+rewritten) and merged (``sync.merge``); every record it changes gets a new ``server_seq``
+in the ``changes`` log. A mutation that can never apply is recorded as rejected and still
+advances the device's seq. The answer is sent only after the commit.
+
+Pull (§2.5): the changes after a cursor that the plant may see — its own records, and for
+an enterprise plant the signals escalated to tier 4 (with everything hanging off them).
+"""
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Text, and_, bindparam, cast, func, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from tiermeet.domain import hlc
+from tiermeet.server.db import lock_version, read_meta, save_version, transaction
+from tiermeet.server.tokens import PlantAuth
+from tiermeet.store.models_sync import Change, ProcessedMutation, SignalKey, SyncClient, SyncEntity
+from tiermeet.sync import merge
+from tiermeet.sync.mutations import Delta, Mutation, MutationError, deltas_of, signal_ingest_state
+from tiermeet.sync.protocol import (
+    PROTOCOL_VERSION, EntityState, MutationResult, PushRequest, PushResponse, SignalResult, SignalsResponse,
+    mutation_of,
+)
+
+ENT = SyncEntity.__table__
+CHG = Change.__table__
+PM = ProcessedMutation.__table__
+CL = SyncClient.__table__
+SK = SignalKey.__table__
+_CHUNK = 500
+SERVER_ORIGIN = "server"
+#: Groups that, once a record has them, make it "created".
+_CREATED = {"signal": "payload"}
+
+
+class HttpError(Exception):
+    """A request the server answers with an error status."""
+
+    def __init__(self, status: int, code: str, detail: str, *, expected_seq: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.expected_seq = expected_seq
+        self.headers = headers
+
+
+class Reset(Exception):
+    """The device must resync from the start (410)."""
+
+    def __init__(self, reason: str, server_epoch: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.server_epoch = server_epoch
+
+
+class Reject(Exception):
+    """A mutation that can never apply; recorded as rejected with ``code``."""
+
+    def __init__(self, code: str, detail: str, records: Iterable["_Rec"] = ()) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.records = list(records)
+
+
+@dataclass
+class _Rec:
+    entity: str
+    entity_id: str
+    plant_id: str
+    parent_id: str | None
+    shared: bool
+    state: dict | None
+    new: bool
+    dirty: bool = False
+    server_seq: int = 0
+
+
+def iso(when: datetime) -> str:
+    """A time as the states hold it: ISO 8601 in UTC."""
+    return when.astimezone(timezone.utc).isoformat()
+
+
+@dataclass
+class Hooks:
+    """Test-only fault points around the commit of a push."""
+
+    before_commit: Callable[[], None] | None = None
+    after_commit: Callable[[], None] | None = None
+
+
+@dataclass
+class _Work:
+    """One request's reads and writes, cached so each record is read and written once."""
+
+    conn: Connection
+    plant: PlantAuth
+    now: datetime
+    version: int
+    clock: hlc.Timestamp
+    cache: dict[tuple[str, str], _Rec | None] = field(default_factory=dict)
+    changes: list[dict] = field(default_factory=list)
+    keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    new_keys: list[dict] = field(default_factory=list)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _rows(self, where) -> list[_Rec]:
+        query = select(ENT.c.entity, ENT.c.entity_id, ENT.c.plant_id, ENT.c.parent_id, ENT.c.shared, ENT.c.state,
+                       ENT.c.server_seq).where(where)
+        return [_Rec(r.entity, r.entity_id, r.plant_id, r.parent_id, bool(r.shared), r.state, False, False, r.server_seq)
+                for r in self.conn.execute(query)]
+
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        by_entity: dict[str, list[str]] = {}
+        for entity, entity_id in keys:
+            if (entity, entity_id) not in self.cache:
+                by_entity.setdefault(entity, []).append(entity_id)
+        for entity, ids in by_entity.items():
+            ids = list(dict.fromkeys(ids))
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i:i + _CHUNK]
+                for rec in self._rows(and_(ENT.c.entity == entity, ENT.c.entity_id.in_(chunk))):
+                    self.cache[(rec.entity, rec.entity_id)] = rec
+                for entity_id in chunk:
+                    self.cache.setdefault((entity, entity_id), None)
+
+    def get(self, entity: str, entity_id: str) -> _Rec | None:
+        k = (entity, entity_id)
+        if k not in self.cache:
+            self.prefetch([k])
+        return self.cache[k]
+
+    def children(self, entity: str, parent_id: str) -> list[_Rec]:
+        found = {}
+        for rec in self._rows(and_(ENT.c.parent_id == parent_id, ENT.c.entity == entity) if entity else ENT.c.parent_id == parent_id):
+            k = (rec.entity, rec.entity_id)
+            cached = self.cache.get(k)
+            found[k] = cached if cached is not None else rec
+            self.cache.setdefault(k, rec)
+        for k, rec in self.cache.items():
+            if rec is not None and rec.parent_id == parent_id and (not entity or rec.entity == entity):
+                found[k] = rec
+        return list(found.values())
+
+    def signal_keys(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        missing = [k for k in wanted if k not in self.keys]
+        by_source: dict[str, list[str]] = {}
+        for source, external_id in missing:
+            by_source.setdefault(source, []).append(external_id)
+        for source, ids in by_source.items():
+            for i in range(0, len(ids), _CHUNK):
+                for s, e, sid in self.conn.execute(select(SK.c.source, SK.c.external_id, SK.c.signal_id).where(
+                        SK.c.plant_id == self.plant.id, SK.c.source == source, SK.c.external_id.in_(ids[i:i + _CHUNK]))):
+                    self.keys[(s, e)] = sid
+        return {k: self.keys[k] for k in wanted if k in self.keys}
+
+    def add_key(self, source: str, external_id: str, signal_id: str) -> None:
+        self.keys[(source, external_id)] = signal_id
+        self.new_keys.append({"plant_id": self.plant.id, "source": source, "external_id": external_id, "signal_id": signal_id})
+
+    # -- writing -------------------------------------------------------------------------
+
+    def put(self, rec: _Rec, state: dict, *, origin: str | None, origin_seq: int | None, stamp: str) -> int:
+        rec.state = state
+        rec.dirty = True
+        self.version += 1
+        rec.server_seq = self.version
+        self.cache[(rec.entity, rec.entity_id)] = rec
+        self.changes.append({"server_seq": self.version, "plant_id": rec.plant_id, "shared": rec.shared,
+                             "entity": rec.entity, "entity_id": rec.entity_id, "state": state,
+                             "origin_client_id": origin, "origin_seq": origin_seq, "hlc": stamp, "committed_at": self.now})
+        return self.version
+
+    def flush(self) -> None:
+        new = [r for r in self.cache.values() if r is not None and r.dirty and r.new]
+        old = [r for r in self.cache.values() if r is not None and r.dirty and not r.new]
+        if new:
+            self.conn.execute(ENT.insert(), [{"entity": r.entity, "entity_id": r.entity_id, "plant_id": r.plant_id,
+                                              "parent_id": r.parent_id, "shared": r.shared, "state": r.state,
+                                              "server_seq": r.server_seq} for r in new])
+        if old:
+            self.conn.execute(
+                update(ENT).where(ENT.c.entity == bindparam("k_entity"), ENT.c.entity_id == bindparam("k_id"))
+                .values(state=bindparam("state"), shared=bindparam("shared"), server_seq=bindparam("server_seq")),
+                [{"k_entity": r.entity, "k_id": r.entity_id, "state": r.state, "shared": r.shared,
+                  "server_seq": r.server_seq} for r in old])
+        for r in new + old:
+            r.new = r.dirty = False
+        if self.new_keys:
+            self.conn.execute(SK.insert(), self.new_keys)
+            self.new_keys = []
+        if self.changes:
+            self.conn.execute(CHG.insert(), self.changes)
+            self.changes = []
+
+    # -- applying ------------------------------------------------------------------------
+
+    def may_write(self, rec: _Rec) -> bool:
+        return rec.plant_id == self.plant.id or (rec.shared and self.plant.enterprise)
+
+    def apply(self, m: Mutation, deltas: list[Delta], *, origin: str | None, origin_seq: int | None) -> tuple[int | None, dict]:
+        """Check then merge every delta of one mutation; raises Reject before changing anything."""
+        plan = []
+        made_here: set[tuple[str, str]] = set()
+        for d in deltas:
+            rec = self.get(d.entity, d.entity_id)
+            parent = self.get(*d.parent) if d.parent else None
+            if d.parent and parent is None and d.parent in made_here:
+                made_here.add((d.entity, d.entity_id))
+                plan.append((d, rec, None))
+                continue
+            made_here.add((d.entity, d.entity_id))
+            if rec is not None and d.entity == "signal" and "payload" in d.state:
+                continue  # ingested again under the same id (an idempotent re-ingest): nothing to do
+            if d.parent and parent is None:
+                raise Reject("unknown_record", f"{d.entity} {d.entity_id} refers to {d.parent[0]} {d.parent[1]}, "
+                                               "which this server does not have")
+            if d.must_exist and (rec is None or _CREATED.get(d.entity, "record") not in (rec.state or {})):
+                raise Reject("unknown_record", f"this server has no {d.entity} {d.entity_id}")
+            target = rec if rec is not None else parent
+            if target is not None and not self.may_write(target):
+                raise Reject("forbidden", f"{d.entity} {d.entity_id} belongs to another plant")
+            if d.expect_epoch is not None:
+                current = merge.signal_epoch(rec.state) if d.entity == "signal" else merge.action_epoch(rec.state)
+                if current != d.expect_epoch:
+                    raise Reject("stale_epoch", f"the {d.entity} was changed elsewhere first: it is in status epoch {current}, "
+                                                f"the reopen was made in epoch {d.expect_epoch}", [rec])
+            if rec is not None and rec.state is not None and _rewrites_once(d.entity, rec.state, d.state):
+                raise Reject("immutable", f"{d.entity} {d.entity_id} is already recorded differently; "
+                                          "it is never overwritten", [rec])
+            plan.append((d, rec, parent))
+        result: dict = {}
+        first = None
+        ingest = [(d, rec) for d, rec, _ in plan if d.entity == "signal" and "payload" in d.state]
+        skip: set[str] = set()
+        if ingest:
+            payloads = {d.entity_id: merge.value(d.state, "payload") for d, _ in ingest}
+            known = self.signal_keys([(p["source"], p["external_id"]) for p in payloads.values()])
+            for signal_id, p in payloads.items():
+                owner = known.get((p["source"], p["external_id"]))
+                if owner is None:
+                    self.add_key(p["source"], p["external_id"], signal_id)
+                elif owner != signal_id:
+                    skip.add(signal_id)
+                    result.setdefault("duplicates", {})[signal_id] = owner
+        for d, rec, parent in plan:
+            if d.entity_id in skip and d.entity == "signal":
+                continue
+            if parent is None and d.parent:
+                parent = self.get(*d.parent)
+            if rec is None:
+                parent_id = None
+                if parent is not None:
+                    parent_id = parent.entity_id if parent.entity in ("signal", "meeting") else (parent.parent_id or parent.entity_id)
+                rec = _Rec(d.entity, d.entity_id, parent.plant_id if parent else self.plant.id, parent_id,
+                           parent.shared if parent else False, None, True)
+                self.cache[(d.entity, d.entity_id)] = rec
+            state = merge.join(d.entity, rec.state, d.state)
+            if state == rec.state:
+                continue
+            seq = self.put(rec, state, origin=origin, origin_seq=origin_seq, stamp=m.hlc)
+            first = first or seq
+            if d.entity == "decision":
+                self._flag_siblings(rec, m.hlc, origin, origin_seq)
+            elif d.entity == "signal" and not rec.shared and (merge.signal_tier(state) or 0) >= 4:
+                self._share(rec, m.hlc, origin, origin_seq)
+        return first, result
+
+    def _flag_siblings(self, rec: _Rec, stamp: str, origin, origin_seq) -> None:
+        decision = merge.project("decision", rec.state)
+        if merge.sibling_key(decision) is None:
+            return
+        signal_id = str(decision["signal_id"])
+        decisions = [merge.project("decision", r.state) for r in self.children("decision", signal_id) if r.state]
+        for group, members in merge.sibling_groups(decisions).items():
+            if rec.entity_id not in members:
+                continue
+            conflict_id = merge.conflict_id(group)
+            current = self.get("conflict", conflict_id)
+            if current is None:
+                signal = self.get("signal", signal_id)
+                current = _Rec("conflict", conflict_id, rec.plant_id, signal_id, signal.shared if signal else rec.shared, None, True)
+                self.cache[("conflict", conflict_id)] = current
+            state = merge.join("conflict", current.state, merge.conflict_state(group, members, stamp, SERVER_ORIGIN))
+            if state != current.state:
+                self.put(current, state, origin=origin, origin_seq=origin_seq, stamp=stamp)
+
+    def _share(self, signal: _Rec, stamp: str, origin, origin_seq) -> None:
+        """A signal reached tier 4: the enterprise sees it and everything hanging off it."""
+        signal.shared = True
+        self.put(signal, signal.state, origin=origin, origin_seq=origin_seq, stamp=stamp)
+        for child in self.children("", signal.entity_id):
+            if not child.shared and child.state is not None:
+                child.shared = True
+                self.put(child, child.state, origin=origin, origin_seq=origin_seq, stamp=stamp)
+
+
+def _rewrites_once(entity: str, current: dict, change: dict) -> bool:
+    rules = merge.RULES.get(entity, {})
+    for group, reg in change.items():
+        if rules.get(group) == merge.ONCE and group in current and current[group][1] != reg[1]:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------
+# Push
+# --------------------------------------------------------------------------------------
+
+def _is_lock_error(exc: Exception) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("55P03", "40001", "40P01")
+
+
+def _lock_client(conn: Connection, req: PushRequest, plant: PlantAuth, now: datetime) -> int:
+    query = select(CL.c.plant_id, CL.c.last_processed_seq).where(CL.c.client_id == req.client_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(nowait=True)
+    try:
+        row = conn.execute(query).first()
+        if row is None:
+            conn.execute(CL.insert().values(client_id=req.client_id, plant_id=plant.id, kind=req.client_kind,
+                                            last_processed_seq=0, last_pull_cursor=0, last_seen_at=now,
+                                            app_version=req.app_version, schema_version=req.schema_version))
+            return 0
+    except (OperationalError, IntegrityError) as exc:
+        if isinstance(exc, IntegrityError) or _is_lock_error(exc):
+            raise HttpError(409, "push_in_progress", "another push from this device is being applied; retry shortly",
+                            headers={"Retry-After": "1"}) from None
+        raise
+    if row.plant_id != plant.id:
+        raise HttpError(403, "wrong_plant", "this device is enrolled under another plant than the token's")
+    return int(row.last_processed_seq)
+
+
+def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, hooks: Hooks | None = None) -> PushResponse:
+    """Apply one push request in one transaction; the response is built after the commit."""
+    if req.protocol_version > PROTOCOL_VERSION:
+        raise HttpError(400, "protocol_version", f"this server speaks sync protocol {PROTOCOL_VERSION}, not {req.protocol_version}")
+    now_ms = int(now.timestamp() * 1000)
+    client_id = req.client_id
+    results: list[MutationResult] = []
+    expected = None
+    with transaction(engine) as conn:
+        last = _lock_client(conn, req, plant, now)
+        version, epoch, clock = lock_version(conn)
+        work = _Work(conn, plant, now, version, hlc.Timestamp.unpack(clock))
+        seen_here: dict[int, str] = {}
+        old = [m.seq for m in req.mutations if m.seq <= last]
+        processed = {}
+        for i in range(0, len(old), _CHUNK):
+            for row in conn.execute(select(PM.c.seq, PM.c.payload_sha256, PM.c.status, PM.c.reason, PM.c.server_seq)
+                                    .where(PM.c.client_id == client_id, PM.c.seq.in_(old[i:i + _CHUNK]))):
+                processed[row.seq] = row
+        fresh = [m for m in req.mutations if m.seq > last]
+        by_mutation_id = {}
+        ids = [m.mutation_id for m in fresh]
+        for i in range(0, len(ids), _CHUNK):
+            for row in conn.execute(select(PM.c.mutation_id, PM.c.status, PM.c.reason, PM.c.server_seq)
+                                    .where(PM.c.mutation_id.in_(ids[i:i + _CHUNK]))):
+                by_mutation_id[row.mutation_id] = row
+        # Work out every delta first (pure), so the records they touch are read in a few queries.
+        planned: dict[int, tuple[Mutation, list[Delta] | MutationError, bool]] = {}
+        keys = []
+        for m in fresh:
+            remote = hlc.Timestamp.unpack(m.hlc)
+            skew = remote.l > now_ms + hlc.MAX_DRIFT_MS
+            work.clock = hlc.receive(work.clock, remote, now_ms)
+            stamp = work.clock.pack() if skew else m.hlc
+            mutation = mutation_of(m, origin=client_id, stamp=stamp)
+            try:
+                deltas: list[Delta] | MutationError = deltas_of(mutation)
+                for d in deltas:
+                    keys.append((d.entity, d.entity_id))
+                    if d.parent:
+                        keys.append(d.parent)
+            except MutationError as exc:
+                deltas = exc
+            planned[m.seq] = (mutation, deltas, skew)
+        work.prefetch(keys)
+        rows = []
+        for m in req.mutations:
+            if m.seq <= last:
+                record = processed.get(m.seq)
+                sha = record.payload_sha256 if record is not None else seen_here.get(m.seq)
+                if sha is not None and sha != m.payload_sha256:
+                    raise HttpError(422, "seq_reused", f"seq {m.seq} was already used by a different change from this device; "
+                                    "it lost local state and must renumber its pending changes", expected_seq=last + 1)
+                results.append(MutationResult(seq=m.seq, status="duplicate", server_seq=record.server_seq if record else None,
+                                              reason=record.reason if record else None))
+                continue
+            if m.seq != last + 1:
+                expected = last + 1
+                break
+            last = m.seq
+            seen_here[m.seq] = m.payload_sha256
+            earlier = by_mutation_id.get(m.mutation_id)
+            if earlier is not None:  # the same change, renumbered by the device after a seq_reused recovery
+                results.append(MutationResult(seq=m.seq, status="duplicate", server_seq=earlier.server_seq, reason=earlier.reason))
+                continue
+            mutation, deltas, skew = planned[m.seq]
+            status, reason, detail, server_seq, extra, server_state = "applied", None, None, None, {}, None
+            try:
+                if isinstance(deltas, MutationError):
+                    raise Reject(deltas.code, deltas.detail)
+                server_seq, extra = work.apply(mutation, deltas, origin=client_id, origin_seq=m.seq)
+                if skew:
+                    reason = "clock_skew"
+                    extra["original_hlc"] = m.hlc
+                if "duplicates" in extra:
+                    reason = reason or "duplicate_signals"
+            except Reject as rejection:
+                status, reason, detail = "rejected", rejection.code, rejection.detail
+                recs = rejection.records or [r for r in (work.get(d.entity, d.entity_id) for d in
+                                                          (deltas if isinstance(deltas, list) else [])) if r is not None]
+                server_state = [EntityState(entity=r.entity, entity_id=r.entity_id, state=r.state)
+                                for r in recs if r is not None and r.state is not None and work.may_write(r)]
+            rows.append({"client_id": client_id, "seq": m.seq, "mutation_id": m.mutation_id, "name": m.name,
+                         "payload_sha256": m.payload_sha256, "status": status, "reason": reason, "server_seq": server_seq,
+                         "result": {"detail": detail, **extra} if (detail or extra) else None, "clock_skew": skew,
+                         "processed_at": now})
+            results.append(MutationResult(seq=m.seq, status=status, server_seq=server_seq, reason=reason, detail=detail,
+                                          server_state=server_state))
+        work.flush()
+        if rows:
+            conn.execute(PM.insert(), rows)
+        conn.execute(update(CL).where(CL.c.client_id == client_id).values(
+            last_processed_seq=last, last_seen_at=now, kind=req.client_kind, app_version=req.app_version,
+            schema_version=req.schema_version))
+        server_clock = work.clock.pack()
+        save_version(conn, work.version, server_clock)
+        if hooks and hooks.before_commit:
+            hooks.before_commit()
+    if hooks and hooks.after_commit:
+        hooks.after_commit()
+    return PushResponse(last_processed_seq=last, server_epoch=epoch, server_hlc=server_clock, server_wall_ms=now_ms,
+                        results=results, expected_seq=expected)
+
+
+# --------------------------------------------------------------------------------------
+# Pull
+# --------------------------------------------------------------------------------------
+
+
+def _enrol_for_pull(engine: Engine, plant: PlantAuth, client_id: str, cursor: int, now: datetime) -> int:
+    with transaction(engine) as conn:
+        row = conn.execute(select(CL.c.plant_id, CL.c.last_processed_seq).where(CL.c.client_id == client_id)).first()
+        if row is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(CL.insert().values(client_id=client_id, plant_id=plant.id, kind="kiosk", last_processed_seq=0,
+                                                    last_pull_cursor=cursor, last_seen_at=now))
+            except IntegrityError:
+                row = conn.execute(select(CL.c.plant_id, CL.c.last_processed_seq).where(CL.c.client_id == client_id)).first()
+            else:
+                return 0
+        if row.plant_id != plant.id:
+            raise HttpError(403, "wrong_plant", "this device is enrolled under another plant than the token's")
+        conn.execute(update(CL).where(CL.c.client_id == client_id).values(last_pull_cursor=cursor, last_seen_at=now))
+        return int(row.last_processed_seq)
+
+
+def pull_page(engine: Engine, plant: PlantAuth, client_id: str, cursor: int, epoch: str | None, limit: int,
+              *, now: datetime) -> str:
+    """The page after ``cursor`` as JSON text, ready to send; Reset when the device must resync."""
+    last_processed = _enrol_for_pull(engine, plant, client_id, cursor, now)
+    with engine.connect() as conn, conn.begin():
+        version, server_epoch, clock = read_meta(conn)
+        if epoch is not None and epoch != server_epoch:
+            raise Reset("epoch_changed", server_epoch)
+        if cursor > version:
+            raise Reset("cursor_ahead", server_epoch)
+        scope = CHG.c.plant_id == plant.id
+        if plant.enterprise:
+            scope = or_(scope, CHG.c.shared.is_(True))
+        rows = conn.execute(
+            select(CHG.c.server_seq, CHG.c.entity, CHG.c.entity_id, cast(CHG.c.state, Text), CHG.c.origin_client_id,
+                   CHG.c.origin_seq)
+            .where(CHG.c.server_seq > cursor, CHG.c.server_seq <= version, scope)
+            .order_by(CHG.c.server_seq).limit(limit + 1)).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = rows[-1][0] if has_more else version
+    dumps = json.dumps
+    parts = [
+        f'{{"server_seq":{seq},"entity":{dumps(entity)},"entity_id":{dumps(entity_id)},"state":{state},'
+        f'"origin_client_id":{dumps(origin)},"origin_seq":{"null" if origin_seq is None else int(origin_seq)}}}'
+        for seq, entity, entity_id, state, origin, origin_seq in rows
+    ]
+    head = {"next_cursor": next_cursor, "has_more": has_more, "last_processed_seq": last_processed,
+            "server_epoch": server_epoch, "server_hlc": clock, "server_wall_ms": int(now.timestamp() * 1000)}
+    body = '{"changes":[' + ",".join(parts) + "]," + dumps(head)[1:]
+    return body
+
+
+# --------------------------------------------------------------------------------------
+# Signals from AI systems
+# --------------------------------------------------------------------------------------
+
+_CONFIGS: dict[tuple[str, int], Any] = {}
+
+
+def plant_config(conn: Connection, plant_id: str):
+    """The plant's config as registered on the server (cached while it is unchanged)."""
+    from tiermeet.server.tokens import plant_config_toml
+    from tiermeet.settings import parse_config
+
+    text = plant_config_toml(conn, plant_id)
+    if text is None:
+        return None
+    k = (plant_id, hash(text))
+    if k not in _CONFIGS:
+        _CONFIGS[k] = parse_config(text, f"plant {plant_id}")
+    return _CONFIGS[k]
+
+
+def placement(config, record: dict, now: datetime) -> dict:
+    """Where a new signal starts under the plant's policy: the same rules as local ingest
+    (first matching rule's autonomy and start tier, the window at that tier from the
+    earlier of detection and arrival)."""
+    from tiermeet.domain.policy import SignalFacts, deadline, place, window_for
+
+    policy = config.governance
+    facts = SignalFacts(record["category"], record["severity"], record["source"], record["kind"], record["area"],
+                        record["line"], record["confidence"])
+    where = place(policy, facts, config.top_tier)
+    start = min(record["detected_at"], now)
+    return {"tier": where.start_tier, "tier_entered_at": start,
+            "deadline": deadline(window_for(policy, facts, where.start_tier), start, config.calendar),
+            "autonomy": where.autonomy.value, "policy_rule": where.rule, "policy_version": policy.version}
+
+
+def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: datetime) -> SignalsResponse:
+    """Check each record against the plant's config, store the new ones, report per row."""
+    from tiermeet.ingest.contract import RecordError, check_record
+    from tiermeet.services.ingest import plan_of
+    from tiermeet.services.unit import new_id
+
+    with engine.connect() as conn:
+        config = plant_config(conn, plant.id)
+    if config is None:
+        raise HttpError(409, "no_plant_config", f"plant {plant.id!r} has no config on this server; "
+                        "register it (tiermeet token create --plant … with its --config) before posting signals")
+    plan = plan_of(SimpleNamespace(config=config))
+    results: list[SignalResult | None] = [None] * len(records)
+    checked: list[tuple[int, dict]] = []
+    first_index: dict[tuple[str, str], int] = {}
+    for index, record in enumerate(records):
+        try:
+            row = check_record(record, plan)
+        except RecordError as exc:
+            results[index] = SignalResult(index=index, status="rejected", field=exc.field, reason=exc.reason)
+            continue
+        k = (row["source"], row["external_id"])
+        if k in first_index:
+            results[index] = SignalResult(index=index, status="rejected", field="external_id",
+                                          reason=f"{k[1]!r} from source {k[0]!r} already appears at index {first_index[k]}")
+            continue
+        first_index[k] = index
+        checked.append((index, row))
+    added = duplicates = 0
+    if checked:
+        with transaction(engine) as conn:
+            version, _epoch, clock = lock_version(conn)
+            work = _Work(conn, plant, now, version, hlc.tick(hlc.Timestamp.unpack(clock), int(now.timestamp() * 1000)))
+            stamp = work.clock.pack()
+            known = work.signal_keys([(r["source"], r["external_id"]) for _, r in checked])
+            for index, row in checked:
+                k = (row["source"], row["external_id"])
+                if k in known:
+                    duplicates += 1
+                    results[index] = SignalResult(index=index, status="duplicate", signal_id=known[k])
+                    continue
+                signal_id = str(new_id())
+                initial = {**row, **placement(config, row, now), "id": signal_id, "ingested_at": now}
+                for name in ("detected_at", "ingested_at", "tier_entered_at", "deadline"):
+                    initial[name] = iso(initial[name])
+                state = signal_ingest_state(initial, [stamp, SERVER_ORIGIN])
+                rec = _Rec("signal", signal_id, plant.id, None, False, None, True)
+                work.cache[("signal", signal_id)] = rec
+                work.put(rec, state, origin=None, origin_seq=None, stamp=stamp)
+                work.add_key(k[0], k[1], signal_id)
+                results[index] = SignalResult(index=index, status="added", signal_id=signal_id)
+                added += 1
+            work.flush()
+            save_version(conn, work.version, stamp)
+    return SignalsResponse(added=added, duplicates=duplicates, rejected=sum(r.status == "rejected" for r in results),
+                           results=results)
+
+
+# --------------------------------------------------------------------------------------
+# Status
+# --------------------------------------------------------------------------------------
+
+
+def plant_status(engine: Engine, plant: PlantAuth) -> dict:
+    """Per device of the plant: last seen, last processed seq, rejections."""
+    with engine.connect() as conn:
+        version, epoch, _clock = read_meta(conn)
+        rejected = dict(conn.execute(select(PM.c.client_id, func.count()).where(PM.c.status == "rejected")
+                                     .join(CL, CL.c.client_id == PM.c.client_id).where(CL.c.plant_id == plant.id)
+                                     .group_by(PM.c.client_id)).all())
+        clients = [{"client_id": r.client_id, "kind": r.kind, "last_seen_at": r.last_seen_at,
+                    "last_processed_seq": r.last_processed_seq, "last_pull_cursor": r.last_pull_cursor,
+                    "rejections": rejected.get(r.client_id, 0)}
+                   for r in conn.execute(select(CL).where(CL.c.plant_id == plant.id).order_by(CL.c.client_id))]
+    return {"plant_id": plant.id, "server_epoch": epoch, "global_version": version, "clients": clients}
+
+

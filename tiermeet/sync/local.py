@@ -1,0 +1,537 @@
+"""The device side of sync, in its own database: what to push, and applying what comes back.
+
+- ``pending`` reads outbox rows in seq order, each with its context (the audit images of a
+  lifecycle change; the payload of ingested signals), as they go on the wire.
+- ``apply_push_response`` moves acknowledged rows to ``outbox_archive``, copies rejections
+  to ``rejection`` and puts back the server's version of what a rejected change touched.
+- ``apply_pull_page`` merges a page of changes, moves the cursor and drops acknowledged
+  outbox rows, all in one transaction (a crash leaves the page either applied or not).
+
+A record's local row is always ``project(shadow ⊔ pending)``: the newest server state
+(``sync_shadow``) merged with this device's own changes not yet acknowledged, re-derived
+with the same merge rules the server uses — so local edits survive an older server value,
+and once the server has them the device shows exactly what the server shows.
+"""
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from tiermeet.domain import hlc
+from tiermeet.store.engine import read_session, write_session
+from tiermeet.store.models import (
+    Action, ArchivedMutation, AuditEntry, Comment, Decision, Escalation, Meeting, MeetingAttendance, OutboxMutation,
+    Person, Rejection, Signal, SyncState,
+)
+from tiermeet.store.models_sync import SyncConflict, SyncShadow
+from tiermeet.store.types import UTCDateTime, to_db_text
+from tiermeet.sync import merge
+from tiermeet.sync.mutations import NEEDS_IMAGES, Mutation, MutationError, deltas_of
+from tiermeet.sync.protocol import iso
+
+#: How long acknowledged mutations are kept for a re-push after a server restore.
+ARCHIVE_DAYS = 30
+#: Target size of one push body; a single larger mutation still goes alone.
+PUSH_BYTES = 4 * 1024 * 1024
+
+#: Entity → table, in the order a page is written (records before those that refer to them).
+TABLES = {
+    "signal": Signal.__table__, "meeting": Meeting.__table__, "decision": Decision.__table__,
+    "action": Action.__table__, "escalation": Escalation.__table__, "comment": Comment.__table__,
+    "attendance": MeetingAttendance.__table__, "conflict": SyncConflict.__table__,
+}
+#: Columns that stay as first written when a pulled record is already here.
+_KEYS = {"attendance": ("meeting_id", "person_id")}
+_IMMUTABLE = {"signal": {
+    "external_id", "source", "model_version", "kind", "detected_at", "ingested_at", "area", "line", "asset", "category",
+    "severity", "severity_rank", "confidence", "title", "detail", "suggested_action", "evidence_url", "extra"}}
+_PERSON_COLUMNS = {"action": ("owner_id",), "comment": ("author_id",), "meeting": ("facilitator_id",),
+                   "attendance": ("person_id",)}
+
+STATE_KEYS = ("client_id", "next_seq", "hlc", "pull_cursor", "server_epoch", "last_acked_seq", "last_sync_ok_at",
+              "last_sync_error", "last_attempt_at", "server_clock_offset_ms", "server_last_processed_seq")
+
+
+def _converters(table) -> dict[str, Any]:
+    out = {}
+    for column in table.columns:
+        kind = column.type
+        if isinstance(kind, UTCDateTime):
+            out[column.name] = lambda v: None if v is None else _parse_time(v)
+        elif kind.__class__.__name__ == "Uuid":
+            out[column.name] = lambda v: None if v is None else (v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)))
+        else:
+            out[column.name] = None
+    return out
+
+
+def _parse_time(value) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    when = datetime.fromisoformat(value)
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+_CONVERT = {entity: _converters(table) for entity, table in TABLES.items()}
+
+
+# --------------------------------------------------------------------------------------
+# Sync state
+# --------------------------------------------------------------------------------------
+
+
+def read_state(engine: Engine) -> dict[str, str]:
+    """The device's sync facts (client id, cursor, epoch, last sync …)."""
+    with read_session(engine) as session:
+        return dict(session.execute(select(SyncState.key, SyncState.value)).all())
+
+
+def _set(session: Session, **values) -> None:
+    for key, value in values.items():
+        if value is None:
+            session.execute(text("DELETE FROM sync_state WHERE key = :k"), {"k": key})
+        else:
+            session.execute(text("INSERT INTO sync_state (key, value) VALUES (:k, :v) "
+                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), {"k": key, "v": str(value)})
+
+
+def _state(session: Session) -> dict[str, str]:
+    return dict(session.execute(select(SyncState.key, SyncState.value)).all())
+
+
+def ensure_client_id(engine: Engine) -> str:
+    """This device's client id (made now if it has never written anything)."""
+    state = read_state(engine)
+    if "client_id" in state:
+        return state["client_id"]
+    from tiermeet.services.unit import new_id
+
+    with write_session(engine) as session:
+        current = _state(session).get("client_id")
+        if current:
+            return current
+        client_id = str(new_id())
+        _set(session, client_id=client_id)
+        return client_id
+
+
+def _receive_clock(session: Session, state: dict, server_hlc: str | None, wall_ms: int) -> None:
+    if not server_hlc:
+        return
+    mine = hlc.Timestamp.unpack(state["hlc"]) if "hlc" in state else hlc.ZERO
+    _set(session, hlc=hlc.receive(mine, hlc.Timestamp.unpack(server_hlc), wall_ms).pack())
+
+
+def record_outcome(engine: Engine, *, ok: bool, error: str | None, now: datetime) -> None:
+    """Remember how the last round went (for the status indicator)."""
+    with write_session(engine) as session:
+        values = {"last_attempt_at": iso(now), "last_sync_error": error}
+        if ok:
+            values["last_sync_ok_at"] = iso(now)
+        _set(session, **values)
+
+
+# --------------------------------------------------------------------------------------
+# Outgoing
+# --------------------------------------------------------------------------------------
+
+
+def _context(session: Session, row) -> dict:
+    if row.name in NEEDS_IMAGES:
+        found = session.execute(select(AuditEntry.before, AuditEntry.after).where(
+            AuditEntry.entity == row.entity, AuditEntry.entity_id == row.entity_id, AuditEntry.hlc == row.hlc)).first()
+        if found is None:
+            return {}
+        return {"before": found.before or {}, "after": found.after or {}}
+    if row.name == "signal.ingest":
+        return {"signals": _ingested(session, [str(i) for i in row.args.get("signal_ids", [])])}
+    return {}
+
+
+_PAYLOAD = ("external_id", "source", "model_version", "kind", "detected_at", "ingested_at", "area", "line", "asset",
+            "category", "severity", "severity_rank", "confidence", "title", "detail", "suggested_action", "evidence_url",
+            "extra", "autonomy", "policy_rule", "policy_version", "tier", "deadline", "tier_entered_at")
+
+
+def _ingested(session: Session, ids: list[str]) -> list[dict]:
+    """Each signal's payload and its placement at ingest (from the first lifecycle audit
+    entry's 'before' image when it has moved since)."""
+    out = []
+    table = Signal.__table__
+    first_before: dict[str, dict] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for entity_id, before, _stamp in session.execute(
+                select(AuditEntry.entity_id, AuditEntry.before, AuditEntry.hlc)
+                .where(AuditEntry.entity == "signal", AuditEntry.entity_id.in_(chunk), AuditEntry.op != "ingest")
+                .order_by(AuditEntry.hlc.desc())):
+            if before:
+                first_before[entity_id] = before
+        rows = session.execute(select(*[table.c[n] for n in ("id", *_PAYLOAD)])
+                               .where(table.c.id.in_([uuid.UUID(x) for x in chunk]))).mappings().all()
+        for row in rows:
+            record = {name: row[name] for name in _PAYLOAD}
+            record["id"] = str(row["id"])
+            before = first_before.get(record["id"])
+            if before:
+                record["tier"], record["deadline"] = before["tier"], before["deadline"]
+                record["tier_entered_at"] = min(row["detected_at"], row["ingested_at"])
+            for name in ("detected_at", "ingested_at", "tier_entered_at"):
+                record[name] = iso(record[name])
+            record["deadline"] = iso(_parse_time(record["deadline"]))
+            out.append(record)
+    return out
+
+
+def _wire(session: Session, row) -> dict:
+    return {"seq": row.seq, "mutation_id": str(row.mutation_id), "name": row.name, "entity": row.entity,
+            "entity_id": row.entity_id, "hlc": row.hlc, "actor": row.actor, "created_at": iso(row.created_at),
+            "args": row.args, "payload_sha256": row.payload_sha256, "context": _context(session, row)}
+
+
+def pending(engine: Engine, *, limit: int = 500, max_bytes: int = PUSH_BYTES, archived_from: int | None = None,
+            archived_to: int | None = None) -> list[dict]:
+    """The next mutations to push, in seq order, as wire dicts (at most ``limit``, and
+    about ``max_bytes`` of JSON). With ``archived_from``, acknowledged ones from the archive
+    instead (to push again to a server that lost them)."""
+    model = ArchivedMutation if archived_from is not None else OutboxMutation
+    query = select(model).order_by(model.seq).limit(limit)
+    if archived_from is not None:
+        query = query.where(model.seq >= archived_from)
+        if archived_to is not None:
+            query = query.where(model.seq <= archived_to)
+    out, size = [], 0
+    with read_session(engine) as session:
+        for row in session.scalars(query):
+            wire = _wire(session, row)
+            size += len(json.dumps(wire, default=str))
+            if out and size > max_bytes:
+                break
+            out.append(wire)
+    return out
+
+
+def pending_count(engine: Engine) -> int:
+    """How many changes are waiting to be pushed."""
+    with read_session(engine) as session:
+        return session.execute(text("SELECT count(*) FROM outbox")).scalar_one()
+
+
+def _archive(session: Session, up_to: int, now: datetime) -> int:
+    moved = session.execute(text(
+        "INSERT OR REPLACE INTO outbox_archive (seq, mutation_id, name, entity, entity_id, args, hlc, actor, created_at, "
+        "payload_sha256, acked_at) SELECT seq, mutation_id, name, entity, entity_id, args, hlc, actor, created_at, "
+        "payload_sha256, :now FROM outbox WHERE seq <= :n"), {"n": up_to, "now": to_db_text(now)}).rowcount
+    session.execute(text("DELETE FROM outbox WHERE seq <= :n"), {"n": up_to})
+    session.execute(text("DELETE FROM outbox_archive WHERE acked_at < :old"),
+                    {"old": to_db_text(now - timedelta(days=ARCHIVE_DAYS))})
+    return moved
+
+
+def apply_push_response(engine: Engine, response: dict, sent: list[dict], *, now: datetime, wall_ms: int) -> dict:
+    """Record what the server did with a push, in one transaction; returns counts."""
+    counts = {"applied": 0, "duplicate": 0, "rejected": 0}
+    by_seq = {m["seq"]: m for m in sent}
+    last = int(response["last_processed_seq"])
+    with write_session(engine) as session:
+        state = _state(session)
+        server_states = []
+        for result in response.get("results", []):
+            counts[result["status"]] += 1
+            if result["status"] != "rejected":
+                continue
+            m = by_seq.get(result["seq"])
+            if m is None:
+                continue
+            session.execute(sqlite_insert(Rejection.__table__).values(
+                seq=m["seq"], mutation_id=uuid.UUID(m["mutation_id"]), name=m["name"], entity=m["entity"],
+                entity_id=m["entity_id"], actor=m["actor"], reason_code=result.get("reason") or "rejected",
+                detail=result.get("detail") or "", server_state={"records": result.get("server_state") or []},
+                rejected_at=now).on_conflict_do_nothing())
+            for item in result.get("server_state") or []:
+                server_states.append((item["entity"], item["entity_id"], item["state"]))
+        _archive(session, last, now)
+        # Put back the server's version of what rejected changes touched (after the
+        # rejected rows left the outbox, so they are no longer re-applied on top).
+        if server_states:
+            _apply_states(session, server_states, state.get("client_id", ""))
+        _receive_clock(session, state, response.get("server_hlc"), wall_ms)
+        acked = max(int(state.get("last_acked_seq", "0")), last)
+        _set(session, last_acked_seq=acked, server_epoch=response.get("server_epoch") or state.get("server_epoch"),
+             server_last_processed_seq=last,
+             server_clock_offset_ms=(int(response["server_wall_ms"]) - wall_ms) if response.get("server_wall_ms") else None)
+    return counts
+
+
+def renumber_pending(engine: Engine, first_seq: int) -> int:
+    """After the server reported ``seq_reused`` (this device lost local state): give the
+    pending mutations new seqs from ``first_seq`` on, keeping their mutation ids, so the
+    server sees them as new and nothing is dropped. Returns how many were renumbered."""
+    with write_session(engine) as session:
+        seqs = [r[0] for r in session.execute(text("SELECT seq FROM outbox ORDER BY seq"))]
+        for seq in seqs:
+            session.execute(text("UPDATE outbox SET seq = :new WHERE seq = :old"), {"new": -seq, "old": seq})
+        for i, seq in enumerate(seqs):
+            session.execute(text("UPDATE outbox SET seq = :new WHERE seq = :old"), {"new": first_seq + i, "old": -seq})
+        _set(session, next_seq=first_seq + len(seqs), last_sync_error=f"renumbered {len(seqs)} pending changes from seq "
+             f"{first_seq}: this device had lost changes the server already had")
+    return len(seqs)
+
+
+# --------------------------------------------------------------------------------------
+# Incoming
+# --------------------------------------------------------------------------------------
+
+
+def apply_pull_page(engine: Engine, page: dict, *, now: datetime, wall_ms: int) -> int:
+    """Merge one pulled page, move the cursor, drop acknowledged outbox rows: one transaction."""
+    with write_session(engine) as session:
+        state = _state(session)
+        items = [(c["entity"], c["entity_id"], c["state"]) for c in page["changes"]]
+        if items:
+            _apply_states(session, items, state.get("client_id", ""))
+        _archive(session, int(page["last_processed_seq"]), now)
+        _receive_clock(session, state, page.get("server_hlc"), wall_ms)
+        _set(session, pull_cursor=int(page["next_cursor"]), server_epoch=page["server_epoch"],
+             server_last_processed_seq=int(page["last_processed_seq"]),
+             server_clock_offset_ms=(int(page["server_wall_ms"]) - wall_ms) if page.get("server_wall_ms") else None)
+    return len(items)
+
+
+def reset_for_resync(engine: Engine, server_epoch: str) -> None:
+    """Start pulling again from the beginning under a new server epoch. The outbox, the
+    archive and the rejections are kept; merging makes re-applying old changes harmless."""
+    with write_session(engine) as session:
+        _set(session, pull_cursor=0, server_epoch=server_epoch)
+
+
+def _pending_deltas(session: Session, keys: set[tuple[str, str]], client_id: str) -> dict[tuple[str, str], list]:
+    """This device's not-yet-acknowledged changes to ``keys``, as merge deltas."""
+    if session.execute(text("SELECT 1 FROM outbox LIMIT 1")).first() is None:
+        return {}
+    ids = {entity_id for _, entity_id in keys} | {entity_id.split(":")[0] for entity, entity_id in keys if entity == "attendance"}
+    ids = list(ids)
+    rows = []
+    for i in range(0, len(ids), 500):
+        rows.extend(session.scalars(select(OutboxMutation).where(OutboxMutation.entity_id.in_(ids[i:i + 500]))))
+    rows.sort(key=lambda r: r.seq)
+    out: dict[tuple[str, str], list] = {}
+    for row in rows:
+        wire = _wire(session, row)
+        mutation = Mutation(name=wire["name"], entity=wire["entity"], entity_id=wire["entity_id"], args=wire["args"],
+                            hlc=wire["hlc"], origin=client_id, actor=wire["actor"], created_at=wire["created_at"],
+                            context=wire["context"])
+        try:
+            deltas = deltas_of(mutation)
+        except MutationError:
+            continue
+        for d in deltas:
+            if (d.entity, d.entity_id) in keys:
+                out.setdefault((d.entity, d.entity_id), []).append(d.state)
+    return out
+
+
+def _apply_states(session: Session, items: list[tuple[str, str, dict]], client_id: str) -> None:
+    """Merge server states into the shadow, re-apply pending local changes, write the rows."""
+    merged: dict[tuple[str, str], dict] = {}
+    for entity, entity_id, state in items:
+        k = (entity, entity_id)
+        merged[k] = merge.join(entity, merged.get(k), state)
+    keys = list(merged)
+    shadows: dict[tuple[str, str], dict] = {}
+    by_entity: dict[str, list[str]] = {}
+    for entity, entity_id in keys:
+        by_entity.setdefault(entity, []).append(entity_id)
+    table = SyncShadow.__table__
+    for entity, ids in by_entity.items():
+        for i in range(0, len(ids), 500):
+            for entity_id, state in session.execute(select(table.c.entity_id, table.c.state).where(
+                    table.c.entity == entity, table.c.entity_id.in_(ids[i:i + 500]))):
+                shadows[(entity, entity_id)] = state
+    changed = {}
+    for k, state in merged.items():
+        new = merge.join(k[0], shadows.get(k), state)
+        if new != shadows.get(k):
+            changed[k] = new
+    if not changed:
+        return
+    session.execute(sqlite_insert(table).on_conflict_do_update(index_elements=["entity", "entity_id"],
+                                                               set_={"state": sqlite_insert(table).excluded.state}),
+                    [{"entity": e, "entity_id": i, "state": s} for (e, i), s in changed.items()])
+    pending = _pending_deltas(session, set(changed), client_id)
+    rows: dict[str, list[dict]] = {}
+    for (entity, entity_id), state in changed.items():
+        if entity not in TABLES:
+            continue
+        local = merge.join_all(entity, [state, *pending.get((entity, entity_id), [])])
+        row = merge.project(entity, local)
+        if row is None:
+            continue
+        rows.setdefault(entity, []).append(row)
+    for entity, table_rows in ((e, rows[e]) for e in TABLES if e in rows):
+        _write_rows(session, entity, table_rows)
+
+
+def _write_rows(session: Session, entity: str, rows: list[dict]) -> None:
+    table = TABLES[entity]
+    convert = _CONVERT[entity]
+    columns = [c.name for c in table.columns]
+    clean = []
+    for row in rows:
+        out = {}
+        for name in columns:
+            v = row.get(name)
+            fn = convert[name]
+            out[name] = fn(v) if fn is not None else v
+        clean.append(out)
+    people = {row[c] for row in clean for c in _PERSON_COLUMNS.get(entity, ()) if row.get(c)}
+    if people:
+        _ensure_people(session, people)
+    if entity == "signal":
+        clean = _without_key_clashes(session, clean)
+    if entity == "decision":
+        _drop_missing_refs(session, clean, "meeting_id", Meeting.__table__)
+    if not clean:
+        return
+    keys = list(_KEYS.get(entity, ("id",)))
+    stmt = sqlite_insert(table)
+    fixed = _IMMUTABLE.get(entity, set()) | set(keys)
+    update = {name: stmt.excluded[name] for name in columns if name not in fixed}
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update) if update else stmt.on_conflict_do_nothing()
+    session.execute(stmt, clean)
+
+
+def _ensure_people(session: Session, ids: Iterable[str]) -> None:
+    """People named by pulled records but not in this plant's config (e.g. someone at the
+    enterprise tier): kept as inactive entries so the records can refer to them."""
+    table = Person.__table__
+    have = set(session.scalars(select(table.c.id).where(table.c.id.in_(list(ids)))))
+    missing = [i for i in ids if i not in have]
+    if missing:
+        session.execute(sqlite_insert(table).on_conflict_do_nothing(),
+                        [{"id": i, "name": i, "badge": f"~{i}", "role": "operator", "scope": "plant", "active": False}
+                         for i in missing])
+
+
+def _without_key_clashes(session: Session, rows: list[dict]) -> list[dict]:
+    """Leave out pulled signals whose (source, external_id) this device already has under
+    another id (ingested here and at the server separately): the local one stays."""
+    table = Signal.__table__
+    ids = [r["id"] for r in rows]
+    known = set()
+    for i in range(0, len(ids), 500):
+        known.update(session.scalars(select(table.c.id).where(table.c.id.in_(ids[i:i + 500]))))
+    fresh = [r for r in rows if r["id"] not in known]
+    if not fresh:
+        return rows
+    clash = set()
+    for r in fresh:
+        other = session.execute(select(table.c.id).where(table.c.source == r["source"],
+                                                         table.c.external_id == r["external_id"])).scalar_one_or_none()
+        if other is not None and other != r["id"]:
+            clash.add(r["id"])
+    return [r for r in rows if r["id"] not in clash]
+
+
+def _drop_missing_refs(session: Session, rows: list[dict], column: str, target) -> None:
+    ids = {r[column] for r in rows if r.get(column) is not None}
+    if not ids:
+        return
+    have = set(session.scalars(select(target.c.id).where(target.c.id.in_(list(ids)))))
+    for r in rows:
+        if r.get(column) is not None and r[column] not in have:
+            r[column] = None
+
+
+# --------------------------------------------------------------------------------------
+# For the app: status and rejections
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """What the status indicator shows."""
+
+    configured: bool
+    pending: int
+    oldest_pending_at: datetime | None
+    last_sync_ok_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str | None
+    rejections_unseen: int
+    rejections_total: int
+    conflicts: int
+    pull_cursor: int
+    server_epoch: str | None
+    clock_offset_ms: int | None
+
+
+def status_of(engine: Engine, *, configured: bool = True) -> SyncStatus:
+    """The device's sync status from its own database (no network)."""
+    with read_session(engine) as session:
+        state = _state(session)
+        pending_n, oldest = session.execute(text("SELECT count(*), min(created_at) FROM outbox")).one()
+        unseen, total = session.execute(text(
+            "SELECT coalesce(sum(CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END), 0), count(*) FROM rejection")).one()
+        conflicts = session.execute(text("SELECT count(*) FROM sync_conflicts")).scalar_one()
+
+    def when(key: str) -> datetime | None:
+        return _parse_time(state[key]) if state.get(key) else None
+
+    return SyncStatus(
+        configured=configured, pending=pending_n, oldest_pending_at=_parse_time(oldest) if oldest else None,
+        last_sync_ok_at=when("last_sync_ok_at"), last_attempt_at=when("last_attempt_at"),
+        last_error=state.get("last_sync_error"), rejections_unseen=int(unseen), rejections_total=int(total),
+        conflicts=int(conflicts), pull_cursor=int(state.get("pull_cursor", "0")), server_epoch=state.get("server_epoch"),
+        clock_offset_ms=int(state["server_clock_offset_ms"]) if state.get("server_clock_offset_ms") else None,
+    )
+
+
+@dataclass(frozen=True)
+class RejectionView:
+    """A change the server refused, with why and what stands instead."""
+
+    seq: int
+    name: str
+    entity: str
+    entity_id: str
+    actor: str
+    reason_code: str
+    detail: str
+    winning: list[dict]
+    rejected_at: datetime
+    seen: bool
+
+
+def rejections(engine: Engine) -> list[RejectionView]:
+    """Every rejected change, newest first; ``winning`` is each touched record as the server has it."""
+    with read_session(engine) as session:
+        rows = session.scalars(select(Rejection).order_by(Rejection.rejected_at.desc(), Rejection.seq.desc())).all()
+    views = []
+    for r in rows:
+        winning = []
+        for item in (r.server_state or {}).get("records", []):
+            row = merge.project(item["entity"], item["state"])
+            if row is not None:
+                winning.append({"entity": item["entity"], "entity_id": item["entity_id"], "record": row})
+        views.append(RejectionView(r.seq, r.name, r.entity, r.entity_id, r.actor, r.reason_code, r.detail, winning,
+                                   r.rejected_at, r.seen_at is not None))
+    return views
+
+
+def mark_rejections_seen(engine: Engine, now: datetime, seqs: Iterable[int] | None = None) -> None:
+    """The people who made these changes have seen why they were refused."""
+    with write_session(engine) as session:
+        if seqs is None:
+            session.execute(text("UPDATE rejection SET seen_at = :now WHERE seen_at IS NULL"), {"now": to_db_text(now)})
+        else:
+            for seq in seqs:
+                session.execute(text("UPDATE rejection SET seen_at = :now WHERE seq = :s AND seen_at IS NULL"),
+                                {"now": to_db_text(now), "s": seq})
