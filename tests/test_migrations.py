@@ -189,8 +189,11 @@ def test_older_revision_with_data_upgrades_without_losing_rows(db_path, config, 
     assert current_revision(db_path) == HEAD_REVISION
     after = rows_of(db_path)
     for table, rows in before.items():
-        assert after[table] == rows, table
+        # later revisions may add columns at the end; every old value is still there
+        assert [row[:len(rows[0])] for row in after[table]] == rows if rows else after[table] == [], table
     assert after["outbox_archive"] == [] and after["rejection"] == []
+    first_deadlines = sqlite3.connect(db_path).execute("SELECT first_deadline, deadline FROM signal").fetchall()
+    assert all(first == deadline for first, deadline in first_deadlines)
     # the backup was taken first, at the old revision, with every row
     backups = list(Path(f"{db_path}.backups").glob("*.db"))
     assert [str(p) for p in backups] == [saved]

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from tiermeet.domain.durations import END_OF_SHIFT, check_window, parse_duration
 from tiermeet.domain.enums import Autonomy, Category, Severity, SignalKind
+from tiermeet.domain.rights import Rights
 from tiermeet.domain.shifts import ShiftCalendar
 
 #: A window as written: a duration ("30m") or "end_of_shift", checked where it is written
@@ -103,6 +104,7 @@ class Governance(BaseModel):
     windows: Windows = DEFAULT_WINDOWS
     rules: list[Rule] = []
     default: DefaultRule = DefaultRule()
+    rights: Rights = Rights()
 
     @field_validator("windows")
     @classmethod

@@ -39,11 +39,11 @@ class Rights(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     decide: Right = Right(roles=EVERYONE)
-    close: Right = Right(roles=LEADS)
+    close: Right = Right(roles=EVERYONE)
     reopen: Right = Right(roles=BOSSES)
     shelve: Right = Right(roles=LEADS)
     suspend_model: Right = Right(roles=BOSSES)
-    max_shelve: str = Field(default="3d", description="The longest a signal may be shelved.")
+    max_shelve: str = Field(default="7d", description="The longest a signal may be shelved.")
 
     @field_validator("max_shelve")
     @classmethod

@@ -23,11 +23,13 @@ def find_person(session: Session, who: str) -> Person:
     return person
 
 
-def actor_id(session: Session, who: str) -> str:
-    """The id recorded as the actor: a person's id, or a system actor such as ``ai:pdm``."""
+def resolve_actor(session: Session, who: str) -> tuple[str, str | None]:
+    """(id recorded as the actor, role): a person's id and role, or a system actor such as
+    ``ai:pdm`` with no role."""
     if who.startswith(SYSTEM_ACTORS):
-        return who
-    return find_person(session, who).id
+        return who, None
+    person = find_person(session, who)
+    return person.id, person.role
 
 
 def load_record(session: Session, model: type, entity: str, key: "uuid.UUID | str"):

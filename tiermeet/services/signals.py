@@ -13,6 +13,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tiermeet.domain import rights
+from tiermeet.domain.durations import parse_duration
 from tiermeet.domain.enums import DecisionKind, Disposition, SignalStatus
 from tiermeet.domain.errors import DomainError
 from tiermeet.domain.lifecycle import next_signal_status, signal_verb_for_decision
@@ -95,6 +97,7 @@ class SignalService:
             before = lifecycle_image(signal)
             signal.status = self._move(tx, signal, "acknowledge")
             signal.acknowledged_at, signal.acknowledged_by = tx.now, tx.actor
+            signal.first_acknowledged_at = signal.first_acknowledged_at or tx.now
             stamp = tx.record(entity="signal", entity_id=signal.id, op="acknowledge", mutation="signal.acknowledge",
                               args={"signal_id": signal.id, "note": note}, before=before, after=lifecycle_image(signal))
             self._touch(tx, signal, stamp)
@@ -134,6 +137,7 @@ class SignalService:
                     raise DomainError("shelving needs an end time in the future")
             verb = signal_verb_for_decision(kind)
             new_status = self._move(tx, signal, verb)
+            self._check_rights(tx, signal, kind, shelve_until)
             if kind is DecisionKind.ESCALATE:
                 self._check_can_escalate(signal)
             before = lifecycle_image(signal)
@@ -150,6 +154,8 @@ class SignalService:
             created = None
             if action is not None:
                 created = _new_action(tx, action, signal_id=signal.id, decision_id=decision.id, stamp=stamp)
+            if tx.role is not None:
+                signal.first_decided_at = signal.first_decided_at or tx.now
             if kind is DecisionKind.ESCALATE:
                 escalation = self._raise(tx, signal, rationale.strip(), automatic=False, stamp=stamp)
             else:
@@ -175,6 +181,9 @@ class SignalService:
             signal = load_signal(tx.session, key)
             self._move(tx, signal, "escalate")
             self._check_can_escalate(signal)
+            rights.check(self.ctx.config.governance.rights, "decide", role=tx.role, tier=signal.tier, who=tx.actor)
+            if tx.role is not None:
+                signal.first_decided_at = signal.first_decided_at or tx.now
             before = lifecycle_image(signal)
             stamp = tx.stamp()
             escalation = self._raise(tx, signal, reason, automatic=automatic, stamp=stamp)
@@ -182,6 +191,18 @@ class SignalService:
                       args={"escalation": fields_of(escalation)}, before=before, after=lifecycle_image(signal), stamp=stamp)
             self._touch(tx, signal, stamp)
             return escalation
+
+    def _check_rights(self, tx: Tx, signal: Signal, kind: DecisionKind, shelve_until: datetime | None) -> None:
+        """The role rules: deciding at this tier, closing (dismiss), shelving and its limit."""
+        policy = self.ctx.config.governance.rights
+        rights.check(policy, "decide", role=tx.role, tier=signal.tier, who=tx.actor)
+        if kind is DecisionKind.DISMISS:
+            rights.check(policy, "close", role=tx.role, tier=signal.tier, who=tx.actor)
+        if kind is DecisionKind.SHELVE:
+            rights.check(policy, "shelve", role=tx.role, tier=signal.tier, who=tx.actor)
+            if shelve_until - tx.now > parse_duration(policy.max_shelve):
+                raise DomainError(f"shelving is limited to {policy.max_shelve} (rule governance.rights.max_shelve); "
+                                  "pick an earlier end, or escalate it")
 
     def _check_can_escalate(self, signal: Signal) -> None:
         top = self.ctx.config.top_tier
@@ -214,6 +235,7 @@ class SignalService:
             signal = load_signal(tx.session, key)
             before = lifecycle_image(signal)
             signal.status = self._move(tx, signal, "resolve")
+            rights.check(self.ctx.config.governance.rights, "close", role=tx.role, tier=signal.tier, who=tx.actor)
             signal.resolved_at = tx.now
             signal.outcome = {**outcome.__dict__, "note": outcome.note.strip()}
             stamp = tx.record(entity="signal", entity_id=signal.id, op="resolve", mutation="signal.resolve",
@@ -242,6 +264,7 @@ class SignalService:
             signal = load_signal(tx.session, key)
             before = lifecycle_image(signal)
             signal.status = self._move(tx, signal, "reopen")
+            rights.check(self.ctx.config.governance.rights, "reopen", role=tx.role, tier=signal.tier, who=tx.actor)
             signal.status_epoch += 1
             signal.disposition = signal.shelved_until = signal.resolved_at = None
             signal.acknowledged_at = signal.acknowledged_by = None

@@ -23,7 +23,7 @@ from uuid_utils.compat import uuid7
 from tiermeet.domain import hlc
 from tiermeet.domain.clock import Clock
 from tiermeet.services.context import Device
-from tiermeet.services.lookup import actor_id
+from tiermeet.services.lookup import resolve_actor
 from tiermeet.store.engine import write_session
 from tiermeet.store.models import AuditEntry, OutboxMutation, SyncState
 
@@ -49,9 +49,10 @@ def payload_sha256(name: str, args: Any) -> str:
 class Tx:
     """A write transaction in progress, with the actor and the moment it acts at."""
 
-    def __init__(self, session: Session, *, actor: str, device: Device, now: datetime, wall_ms: int) -> None:
+    def __init__(self, session: Session, *, actor: str, role: str | None, device: Device, now: datetime, wall_ms: int) -> None:
         self.session = session
         self.actor = actor
+        self.role = role
         self.device = device
         self.now = now
         self._wall_ms = wall_ms
@@ -125,6 +126,7 @@ def unit_of_work(engine: Engine, clock: Clock, device: Device, who: str) -> Iter
     a system actor); commits on success, leaves nothing on error."""
     now = clock.now()
     with write_session(engine) as session:
-        tx = Tx(session, actor=actor_id(session, who), device=device, now=now, wall_ms=int(now.timestamp() * 1000))
+        actor, role = resolve_actor(session, who)
+        tx = Tx(session, actor=actor, role=role, device=device, now=now, wall_ms=int(now.timestamp() * 1000))
         yield tx
         tx.save_state()

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from tiermeet.store.queries import ACTIVE_SQL
+from tiermeet.store.queries import ACTIVE_SQL, SHELVED_SQL
 from tiermeet.store.types import UTCDateTime
 
 
@@ -45,6 +45,7 @@ class Signal(SQLModel, table=True):
         Index("ix_signal_board_line", "tier", "line", "deadline", "severity_rank", "id", sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)),
         Index("ix_signal_board_area", "tier", "area", "deadline", "severity_rank", "id", sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)),
         Index("ix_signal_board_plant", "tier", "deadline", "severity_rank", "id", sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)),
+        Index("ix_signal_shelved", "shelved_until", sqlite_where=text(SHELVED_SQL), postgresql_where=text(SHELVED_SQL)),
     )
 
     id: uuid.UUID = Field(primary_key=True)
@@ -84,6 +85,11 @@ class Signal(SQLModel, table=True):
     outcome: dict | None = _json(default=None)
     updated_at: datetime = _when()
     updated_hlc: str
+    # Governance facts, kept on the signal so the report aggregates without joins.
+    first_deadline: datetime | None = _when(default=None, description="Deadline of the first window (start tier).")
+    first_acknowledged_at: datetime | None = _when(default=None)
+    first_decided_at: datetime | None = _when(default=None, description="First decision by a person.")
+    flagged_at: datetime | None = _when(default=None, description="Window breached at the top tier (the sweep).")
 
 
 class Meeting(SQLModel, table=True):
@@ -265,3 +271,35 @@ class Rejection(SQLModel, table=True):
     server_state: dict | None = _json(default=None)
     rejected_at: datetime = _when()
     seen_at: datetime | None = _when(default=None)
+
+
+class DecisionReview(SQLModel, table=True):
+    """A person confirming or overturning a decision an autonomous model made alone.
+    Kept apart from the decision, which is never changed."""
+
+    __tablename__ = "decision_review"
+
+    decision_id: uuid.UUID = Field(foreign_key="decision.id", primary_key=True)
+    outcome: str = Field(description="confirmed or overturned")
+    reviewed_by: str = Field(foreign_key="person.id")
+    reviewed_at: datetime = _when()
+    note: str = ""
+    meeting_id: uuid.UUID | None = Field(default=None, foreign_key="meeting.id")
+    hlc: str
+
+
+class ModelSuspension(SQLModel, table=True):
+    """The kill switch: a model's autonomy suspended (its signals need sign-off) until resumed."""
+
+    __tablename__ = "model_suspension"
+    __table_args__ = (Index("ix_model_suspension_source", "source", "resumed_at"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    source: str
+    suspended_by: str = Field(foreign_key="person.id")
+    suspended_at: datetime = _when()
+    reason: str
+    resumed_by: str | None = Field(default=None, foreign_key="person.id")
+    resumed_at: datetime | None = _when(default=None)
+    resume_reason: str | None = None
+    hlc: str

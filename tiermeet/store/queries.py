@@ -21,6 +21,8 @@ from tiermeet.domain.enums import ACTIVE_STATUSES
 #: The partial indexes' condition (models.py builds the indexes from the same text).
 ACTIVE_SQL = "status IN (" + ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES) + ")"
 ACTIVE = tuple(s.value for s in ACTIVE_STATUSES)
+#: The shelved signals' partial index condition.
+SHELVED_SQL = "status = 'shelved'"
 BUSY_TIMEOUT_S = 10
 
 
@@ -63,6 +65,10 @@ class SignalRow:
     outcome: dict | None
     updated_at: datetime
     updated_hlc: str
+    first_deadline: datetime | None
+    first_acknowledged_at: datetime | None
+    first_decided_at: datetime | None
+    flagged_at: datetime | None
 
 
 COLUMNS = tuple(f.name for f in fields(SignalRow))

@@ -1,0 +1,79 @@
+"""Governance: the kill switch (model suspensions), reviews of autonomous decisions, and
+the facts the report aggregates on each signal (first window, first acknowledgement and
+decision, top-tier breach flag). Existing signals take their current deadline as their
+first one.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-25
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import tiermeet.store.types
+
+
+revision: str = '0004'
+down_revision: str | None = '0003'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table('model_suspension',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('suspended_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('suspended_at', tiermeet.store.types.UTCDateTime(length=26), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('resumed_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('resumed_at', tiermeet.store.types.UTCDateTime(length=26), nullable=True),
+    sa.Column('resume_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('hlc', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.ForeignKeyConstraint(['resumed_by'], ['person.id'], ),
+    sa.ForeignKeyConstraint(['suspended_by'], ['person.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('model_suspension', schema=None) as batch_op:
+        batch_op.create_index('ix_model_suspension_source', ['source', 'resumed_at'], unique=False)
+
+    op.create_table('decision_review',
+    sa.Column('decision_id', sa.Uuid(), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('reviewed_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('reviewed_at', tiermeet.store.types.UTCDateTime(length=26), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('meeting_id', sa.Uuid(), nullable=True),
+    sa.Column('hlc', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.ForeignKeyConstraint(['decision_id'], ['decision.id'], ),
+    sa.ForeignKeyConstraint(['meeting_id'], ['meeting.id'], ),
+    sa.ForeignKeyConstraint(['reviewed_by'], ['person.id'], ),
+    sa.PrimaryKeyConstraint('decision_id')
+    )
+    with op.batch_alter_table('signal', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('first_deadline', tiermeet.store.types.UTCDateTime(length=26), nullable=True))
+        batch_op.add_column(sa.Column('first_acknowledged_at', tiermeet.store.types.UTCDateTime(length=26), nullable=True))
+        batch_op.add_column(sa.Column('first_decided_at', tiermeet.store.types.UTCDateTime(length=26), nullable=True))
+        batch_op.add_column(sa.Column('flagged_at', tiermeet.store.types.UTCDateTime(length=26), nullable=True))
+        batch_op.create_index('ix_signal_shelved', ['shelved_until'], unique=False, sqlite_where=sa.text("status = 'shelved'"), postgresql_where=sa.text("status = 'shelved'"))
+    op.execute("UPDATE signal SET first_deadline = deadline WHERE first_deadline IS NULL")
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('signal', schema=None) as batch_op:
+        batch_op.drop_index('ix_signal_shelved', sqlite_where=sa.text("status = 'shelved'"), postgresql_where=sa.text("status = 'shelved'"))
+        batch_op.drop_column('flagged_at')
+        batch_op.drop_column('first_decided_at')
+        batch_op.drop_column('first_acknowledged_at')
+        batch_op.drop_column('first_deadline')
+
+    op.drop_table('decision_review')
+    with op.batch_alter_table('model_suspension', schema=None) as batch_op:
+        batch_op.drop_index('ix_model_suspension_source')
+
+    op.drop_table('model_suspension')
