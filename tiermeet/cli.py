@@ -286,6 +286,66 @@ def db_backup(settings: Settings, dest: Path) -> None:
 
 
 @main.command()
+@click.option("--at", "at", help="Sweep as of this ISO 8601 time instead of now (plant time if no offset).")
+@pass_settings
+def sweep(settings: Settings, at: str | None) -> None:
+    """Escalate signals whose response window has closed; safe to run every minute.
+
+    A breached signal moves up one tier with an automatic reason and its context packet;
+    at the top tier it is flagged. Shelved signals whose time is up come back."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    config = settings.load_config()
+    when = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            fail(f"--at: {at!r} is not an ISO 8601 time (e.g. 2026-11-25T14:00:00+01:00)", EXIT_UNUSABLE)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=ZoneInfo(config.plant.timezone))
+    click.echo(settings.services().governance.sweep(when).summary())
+
+
+@main.group()
+def model() -> None:
+    """The kill switch: suspend or resume a model's autonomy."""
+
+
+@model.command("suspend")
+@click.argument("source")
+@click.option("--by", "by", required=True, help="Your person id or badge.")
+@click.option("--reason", required=True, help="Why (recorded).")
+@pass_settings
+def model_suspend(settings: Settings, source: str, by: str, reason: str) -> None:
+    """Suspend SOURCE's autonomy: its signals need a person's sign-off."""
+    from tiermeet.domain.errors import DomainError
+
+    try:
+        settings.services().governance.suspend(source, actor=by, reason=reason)
+    except DomainError as exc:
+        fail(str(exc), 1)
+    click.echo(f"{source}: autonomy suspended; its signals now need sign-off")
+
+
+@model.command("resume")
+@click.argument("source")
+@click.option("--by", "by", required=True, help="Your person id or badge.")
+@click.option("--reason", required=True, help="Why (recorded).")
+@pass_settings
+def model_resume(settings: Settings, source: str, by: str, reason: str) -> None:
+    """Give SOURCE its autonomy back."""
+    from tiermeet.domain.errors import DomainError
+
+    try:
+        settings.services().governance.resume(source, actor=by, reason=reason)
+    except DomainError as exc:
+        fail(str(exc), 1)
+    click.echo(f"{source}: autonomy resumed")
+
+
+@main.command()
 @click.argument("meeting", required=False)
 @click.option("--last", is_flag=True, help="The most recent meeting.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)

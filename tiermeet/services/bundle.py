@@ -88,6 +88,14 @@ class Services:
         return ViewService(self.ctx)
 
     @cached_property
+    def governance(self):
+        """The sweep, the kill switch and reviews of autonomous decisions."""
+        from tiermeet.services.governance import GovernanceService
+
+        self.prepare()
+        return GovernanceService(self.ctx)
+
+    @cached_property
     def minutes(self):
         """Meeting minutes."""
         from tiermeet.services.minutes import MinutesService

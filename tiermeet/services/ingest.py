@@ -15,17 +15,20 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 
-from tiermeet.domain.enums import SignalStatus
+from tiermeet.domain.enums import Autonomy, DecisionKind, SignalStatus
 from tiermeet.domain.policy import SignalFacts, deadline, place, window_for
 from tiermeet.ingest.contract import Plan, RecordError, check_record
 from tiermeet.ingest.readers import Problem, Row
 from tiermeet.services.context import Context
 from tiermeet.services.unit import jsonable, new_id
-from tiermeet.store.models import Signal
+from tiermeet.services.signals import PAYLOAD
+from tiermeet.store.models import Decision, ModelSuspension, Signal
 from tiermeet.store.types import to_db_text
 
 BATCH = 2000
 INGEST_ACTOR = "system:ingest"
+AUTONOMOUS, SIGN_OFF = Autonomy.AUTONOMOUS.value, Autonomy.SIGN_OFF.value
+OPEN, ACTIONED = SignalStatus.OPEN.value, SignalStatus.ACTIONED.value
 
 
 @dataclass
@@ -97,33 +100,52 @@ class IngestService:
             if not fresh:
                 return
             stamp = tx.stamp()
+            rows = self._placed(tx.session, fresh, tx.now, stamp)
             if fast:
-                ids = fast.insert(connection, fresh, self.ctx.config, tx.now, stamp)
+                fast.insert(connection, rows)
             else:
-                ids = self._insert(connection, fresh, tx.now, stamp)
+                connection.execute(insert(Signal.__table__), rows)
+            decisions = [_autonomous_decision(row, tx.now, stamp) for row in rows if row["autonomy"] == AUTONOMOUS]
+            if decisions:
+                connection.execute(insert(Decision.__table__), decisions)
+            ids = [row["id"] for row in rows]
             tx.record(entity="signal", entity_id=ids[0], op="ingest", mutation="signal.ingest",
-                      args={"signal_ids": ids}, after={"origin": origin, "count": len(ids), "last_id": jsonable(ids[-1])})
+                      args={"signal_ids": ids, "autonomous_decisions": [d["id"] for d in decisions]},
+                      after={"origin": origin, "count": len(ids), "last_id": jsonable(ids[-1]), "autonomous": len(decisions)},
+                      stamp=stamp)
             report.added += len(fresh)
 
-    def _insert(self, connection, fresh: list[dict], now: datetime, stamp: str) -> list:
-        """Insert through the Core table (databases other than SQLite); returns the new ids."""
+    def _placed(self, session, fresh: list[dict], now: datetime, stamp: str) -> list[dict]:
+        """The new signals' rows: placed by the policy (a suspended model loses its
+        autonomy), with their first window; autonomous ones are already actioned."""
         config = self.ctx.config
         policy, calendar, top = config.governance, config.calendar, config.top_tier
         version = policy.version
-        for record in fresh:
-            facts = SignalFacts(record["category"], record["severity"], record["source"], record["kind"],
-                                record["area"], record["line"], record["confidence"])
+        suspended = set(session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
+        rows = []
+        for r in fresh:
+            facts = SignalFacts(r["category"], r["severity"], r["source"], r["kind"], r["area"], r["line"], r["confidence"])
             placement = place(policy, facts, top)
-            start = min(record["detected_at"], now)
-            record.update(
-                id=new_id(), ingested_at=now, status=SignalStatus.OPEN.value, status_epoch=0,
-                tier=placement.start_tier, tier_entered_at=start,
-                deadline=deadline(window_for(policy, facts, placement.start_tier), start, calendar),
-                autonomy=placement.autonomy.value, policy_rule=placement.rule, policy_version=version,
-                updated_at=now, updated_hlc=stamp,
-            )
-        connection.execute(insert(Signal.__table__), fresh)
-        return [r["id"] for r in fresh]
+            autonomy, rule = placement.autonomy.value, placement.rule
+            if autonomy == AUTONOMOUS and r["source"] in suspended:
+                autonomy, rule = SIGN_OFF, f"{rule} (autonomy suspended)"
+            start = min(r["detected_at"], now)
+            due = deadline(window_for(policy, facts, placement.start_tier), start, calendar)
+            rows.append({**r, "id": new_id(), "ingested_at": now, "status": ACTIONED if autonomy == AUTONOMOUS else OPEN,
+                         "status_epoch": 0, "tier": placement.start_tier, "tier_entered_at": start, "deadline": due,
+                         "first_deadline": due, "autonomy": autonomy, "policy_rule": rule, "policy_version": version,
+                         "updated_at": now, "updated_hlc": stamp})
+        return rows
+
+
+def _autonomous_decision(row: dict, now: datetime, stamp: str) -> dict:
+    """The decision an autonomous model makes alone at ingest, kept for a person's review."""
+    action = row["suggested_action"] or "act on its own signal"
+    return {"id": new_id(), "signal_id": row["id"], "kind": DecisionKind.ACT.value,
+            "rationale": f"autonomous under rule {row['policy_rule']!r}: {action}", "disposition": None,
+            "shelved_until": None, "decided_by": f"ai:{row['source']}", "decided_at": now, "tier": row["tier"],
+            "meeting_id": None, "policy_version": row["policy_version"],
+            "ai_snapshot": jsonable({name: row[name] for name in PAYLOAD}), "supersedes": None, "hlc": stamp}
 
 
 def _existing(connection, records: list[dict]) -> set[tuple[str, str]]:
@@ -158,11 +180,12 @@ def _by_source(records: list[dict]):
 _COLUMNS = ("id", "external_id", "source", "model_version", "kind", "detected_at", "ingested_at", "area", "line",
             "asset", "category", "severity", "severity_rank", "confidence", "title", "detail", "suggested_action",
             "evidence_url", "extra", "status", "status_epoch", "tier", "tier_entered_at", "deadline", "autonomy",
-            "policy_rule", "policy_version", "updated_at", "updated_hlc")
+            "policy_rule", "policy_version", "updated_at", "updated_hlc", "first_deadline")
+_TIMES = frozenset({"detected_at", "ingested_at", "tier_entered_at", "deadline", "updated_at", "first_deadline"})
 #: Columns whose types change the Python value on the way to SQLite; ``_SqliteRows`` does
 #: that itself, once per value rather than through a bind processor per column per row.
 #: (``confidence`` is a Float, whose processor makes a float: the contract already did.)
-_CONVERTED = {"id", "detected_at", "ingested_at", "tier_entered_at", "deadline", "updated_at", "extra", "confidence"}
+_CONVERTED = {"id", "extra", "confidence", *_TIMES}
 
 
 class _SqliteRows:
@@ -211,42 +234,15 @@ class _SqliteRows:
             found.update(connection.exec_driver_sql(sql, (source, *chunk)).all())
         return found
 
-    def insert(self, connection, fresh: list[dict], config, now: datetime, stamp: str) -> list:
-        """Place, time and insert ``fresh``; returns the new ids, in order."""
-        policy, calendar, top = config.governance, config.calendar, config.top_tier
-        version = policy.version
+    def insert(self, connection, rows: list[dict]) -> None:
+        """Insert placed rows, converting each value once as its column type would."""
         json, json_none = self.json, self.json_none
-        now_text = to_db_text(now)
-        autonomy_values: dict = {}
-        ids = []
-        rows = []
-        for r in fresh:
-            facts = SignalFacts(r["category"], r["severity"], r["source"], r["kind"], r["area"], r["line"], r["confidence"])
-            placement = place(policy, facts, top)
-            tier = placement.start_tier
-            detected = r["detected_at"]
-            detected_text = to_db_text(detected)
-            if detected <= now:
-                start, start_text = detected, detected_text
-            else:
-                start, start_text = now, now_text
-            autonomy = placement.autonomy
-            autonomy_value = autonomy_values.get(autonomy)
-            if autonomy_value is None:
-                autonomy_value = autonomy_values[autonomy] = autonomy.value
-            signal_id = new_id()
-            ids.append(signal_id)
-            extra = r["extra"]
-            rows.append((
-                signal_id.hex, r["external_id"], r["source"], r["model_version"], r["kind"], detected_text, now_text,
-                r["area"], r["line"], r["asset"], r["category"], r["severity"], r["severity_rank"], r["confidence"],
-                r["title"], r["detail"], r["suggested_action"], r["evidence_url"],
-                json_none if extra is None else json(extra), _OPEN, 0, tier, start_text,
-                to_db_text(deadline(window_for(policy, facts, tier), start, calendar)),
-                autonomy_value, placement.rule, version, now_text, stamp,
-            ))
-        connection.exec_driver_sql(self.sql, rows)
-        return ids
+        times = _TIMES
+        connection.exec_driver_sql(self.sql, [
+            tuple(row[name].hex if name == "id" else to_db_text(row[name]) if name in times
+                  else (json_none if row[name] is None else json(row[name])) if name == "extra" else row[name]
+                  for name in _COLUMNS)
+            for row in rows
+        ])
 
 
-_OPEN = SignalStatus.OPEN.value

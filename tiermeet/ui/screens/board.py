@@ -40,7 +40,10 @@ MIN_TITLE = 24
 
 
 def left_cell(signal: SignalRow, now: datetime) -> Text:
-    """Time left, amber near the end of the window, red once breached."""
+    """Time left, amber near the end of the window, red once breached; a decided signal's
+    window is met, whatever the clock says now."""
+    if signal.status == "actioned":
+        return Text("decided", style="green")
     text = time_left(signal.deadline, now)
     window = (signal.deadline - signal.tier_entered_at).total_seconds() or 1
     remaining = (signal.deadline - now).total_seconds()

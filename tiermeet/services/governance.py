@@ -1,0 +1,188 @@
+"""Governance use cases: the sweep of breached windows, the kill switch, and the review
+of what autonomous models decided alone (design.md §3).
+
+The sweep is idempotent and safe to run every minute beside kiosks that are writing: it
+works in batches, each one BEGIN IMMEDIATE transaction with one audit entry and one sync
+mutation, and a signal it moved has a new window that is not breached, so running it
+again at the same moment finds nothing to do.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, text
+
+from tiermeet.domain import rights
+from tiermeet.domain.enums import SignalStatus
+from tiermeet.domain.errors import DomainError
+from tiermeet.domain.refs import short_ref
+from tiermeet.services.context import Context
+from tiermeet.services.lookup import load_record
+from tiermeet.services.signals import context_packets, deadline_at_tier, fields_of, require_text
+from tiermeet.services.unit import new_id
+from tiermeet.store.queries import ACTIVE_SQL
+from tiermeet.store.models import Decision, DecisionReview, Escalation, ModelSuspension, Signal
+
+SWEEP_ACTOR = "system:sweep"
+BATCH = 500
+BREACH_REASON = "response window breached at tier {tier}"
+REVIEW_OUTCOMES = ("confirmed", "overturned")
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    escalated: list[uuid.UUID] = field(default_factory=list)
+    flagged: list[uuid.UUID] = field(default_factory=list)
+    unshelved: list[uuid.UUID] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """``N escalated, M flagged at the top tier, K back from shelving``."""
+        return (f"{len(self.escalated)} escalated, {len(self.flagged)} flagged at the top tier, "
+                f"{len(self.unshelved)} back from shelving")
+
+
+class GovernanceService:
+    """The sweep, the kill switch and reviews of autonomous decisions."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # ----- the sweep -----
+    def sweep(self, at: datetime | None = None) -> SweepReport:
+        """Escalate undecided signals (open or acknowledged) whose window closed before
+        ``at`` (default now) one tier, flag those already at the top tier, and bring back
+        signals whose shelving ended. Actioned signals have their decision: not breached."""
+        report = SweepReport()
+        at = at or self.ctx.clock.now()
+        while self._sweep_batch(at, report):
+            pass
+        return report
+
+    def _sweep_batch(self, at: datetime, report: SweepReport) -> bool:
+        """One transaction's worth; False when nothing was left to do."""
+        top = self.ctx.config.top_tier
+        with self.ctx.tx(SWEEP_ACTOR) as tx:
+            tx.now = at
+            breached = list(tx.session.scalars(
+                select(Signal).where(Signal.tier.in_(range(1, 5)), text(ACTIVE_SQL), Signal.status != SignalStatus.ACTIONED.value,
+                                     Signal.deadline < at, Signal.flagged_at.is_(None)).order_by(Signal.deadline).limit(BATCH)))
+            shelved = list(tx.session.scalars(
+                select(Signal).where(Signal.status == SignalStatus.SHELVED.value, Signal.shelved_until <= at)
+                .order_by(Signal.shelved_until).limit(BATCH)))
+            if not breached and not shelved:
+                return False
+            stamp = tx.stamp()
+            to_escalate = [s for s in breached if s.tier < top]
+            packets = context_packets(tx.session, to_escalate, at)
+            escalations = []
+            for signal in to_escalate:
+                escalation = Escalation(id=new_id(), signal_id=signal.id, from_tier=signal.tier, to_tier=signal.tier + 1,
+                                        reason=BREACH_REASON.format(tier=signal.tier), automatic=True, raised_by=SWEEP_ACTOR,
+                                        raised_at=at, context=packets[signal.id], hlc=stamp)
+                escalations.append(escalation)
+                signal.tier += 1
+                signal.status = SignalStatus.OPEN.value
+                signal.tier_entered_at = at
+                signal.acknowledged_at = signal.acknowledged_by = None
+                signal.deadline = deadline_at_tier(self.ctx.config, signal, signal.tier, at)
+                signal.updated_at, signal.updated_hlc = at, stamp
+            tx.session.add_all(escalations)
+            flagged = [s for s in breached if s.tier >= top and s not in to_escalate]
+            for signal in flagged:
+                signal.flagged_at, signal.updated_at, signal.updated_hlc = at, at, stamp
+            for signal in shelved:
+                signal.status = SignalStatus.OPEN.value
+                signal.tier_entered_at = at
+                signal.deadline = deadline_at_tier(self.ctx.config, signal, signal.tier, at)
+                signal.updated_at, signal.updated_hlc = at, stamp
+            tx.record(entity="signal", entity_id=(breached or shelved)[0].id, op="sweep", mutation="signal.sweep",
+                      args={"at": at, "escalations": [fields_of(e) for e in escalations],
+                            "flagged": [s.id for s in flagged], "unshelved": [s.id for s in shelved]},
+                      after={"escalated": len(escalations), "flagged": len(flagged), "unshelved": len(shelved)},
+                      stamp=stamp)
+            report.escalated += [s.id for s in to_escalate]
+            report.flagged += [s.id for s in flagged]
+            report.unshelved += [s.id for s in shelved]
+        return True
+
+    # ----- the kill switch -----
+    def suspended_sources(self) -> dict[str, ModelSuspension]:
+        """Models whose autonomy is suspended now, with who, when and why."""
+        with self.ctx.read() as session:
+            return {s.source: s for s in session.scalars(select(ModelSuspension).where(ModelSuspension.resumed_at.is_(None)))}
+
+    def suspend(self, source: str, *, actor: str, reason: str) -> ModelSuspension:
+        """Stop a model acting alone: its signals need a person's sign-off until resumed."""
+        reason = require_text("the reason", reason)
+        with self.ctx.tx(actor) as tx:
+            rights.check(self.ctx.config.governance.rights, "suspend_model", role=tx.role, tier=None, who=tx.actor)
+            if tx.role is None:
+                raise DomainError("only a person may suspend a model's autonomy")
+            active = tx.session.scalars(select(ModelSuspension).where(ModelSuspension.source == source,
+                                                                      ModelSuspension.resumed_at.is_(None))).first()
+            if active is not None:
+                raise DomainError(f"{source}'s autonomy is already suspended (by {active.suspended_by} "
+                                  f"at {active.suspended_at:%Y-%m-%d %H:%M} UTC)")
+            stamp = tx.stamp()
+            row = ModelSuspension(id=new_id(), source=source, suspended_by=tx.actor, suspended_at=tx.now, reason=reason, hlc=stamp)
+            tx.session.add(row)
+            tx.record(entity="model", entity_id=source, op="suspend", mutation="model.suspend", args=fields_of(row),
+                      after={"source": source, "reason": reason}, stamp=stamp)
+            return row
+
+    def resume(self, source: str, *, actor: str, reason: str) -> ModelSuspension:
+        """Give a suspended model its autonomy back."""
+        reason = require_text("the reason", reason)
+        with self.ctx.tx(actor) as tx:
+            rights.check(self.ctx.config.governance.rights, "suspend_model", role=tx.role, tier=None, who=tx.actor)
+            row = tx.session.scalars(select(ModelSuspension).where(ModelSuspension.source == source,
+                                                                   ModelSuspension.resumed_at.is_(None))).first()
+            if row is None:
+                raise DomainError(f"{source}'s autonomy is not suspended")
+            row.resumed_by, row.resumed_at, row.resume_reason = tx.actor, tx.now, reason
+            row.hlc = tx.record(entity="model", entity_id=source, op="resume", mutation="model.resume",
+                                args={"suspension_id": row.id, "resumed_at": tx.now, "reason": reason},
+                                after={"source": source, "reason": reason})
+            return row
+
+    # ----- reviews of autonomous decisions -----
+    def pending_reviews(self, limit: int = 200) -> list[tuple[Decision, Signal]]:
+        """Autonomous decisions no person has confirmed or overturned yet, oldest first."""
+        with self.ctx.read() as session:
+            stmt = (select(Decision, Signal).join(Signal, Signal.id == Decision.signal_id)
+                    .outerjoin(DecisionReview, DecisionReview.decision_id == Decision.id)
+                    .where(Decision.decided_by.like("ai:%"), DecisionReview.decision_id.is_(None))
+                    .order_by(Decision.decided_at).limit(limit))
+            return [(d, s) for d, s in session.execute(stmt)]
+
+    def review(self, decision_key: "uuid.UUID | str", *, actor: str, outcome: str, note: str = "",
+               meeting_id: uuid.UUID | None = None) -> DecisionReview:
+        """A person confirms or overturns what a model decided alone; overturning reopens
+        the signal for a person's decision."""
+        if outcome not in REVIEW_OUTCOMES:
+            raise DomainError(f"a review is confirmed or overturned, not {outcome!r}")
+        if outcome == "overturned":
+            note = require_text("the reason for overturning", note)
+        with self.ctx.tx(actor) as tx:
+            decision = load_record(tx.session, Decision, "decision", decision_key)
+            if not decision.decided_by.startswith("ai:"):
+                raise DomainError(f"decision {short_ref('decision', decision.id)} was made by a person; only a model's decisions are reviewed")
+            rights.check(self.ctx.config.governance.rights, "decide", role=tx.role, tier=decision.tier, who=tx.actor)
+            if tx.session.get(DecisionReview, decision.id) is not None:
+                raise DomainError(f"decision {short_ref('decision', decision.id)} has already been reviewed")
+            stamp = tx.stamp()
+            review = DecisionReview(decision_id=decision.id, outcome=outcome, reviewed_by=tx.actor, reviewed_at=tx.now,
+                                    note=note.strip(), meeting_id=meeting_id, hlc=stamp)
+            tx.session.add(review)
+            signal = tx.session.get(Signal, decision.signal_id)
+            if outcome == "overturned" and signal.status == SignalStatus.ACTIONED.value:
+                signal.status = SignalStatus.OPEN.value
+                signal.tier_entered_at = tx.now
+                signal.deadline = deadline_at_tier(self.ctx.config, signal, signal.tier, tx.now)
+                signal.updated_at, signal.updated_hlc = tx.now, stamp
+            tx.record(entity="signal", entity_id=signal.id, op=f"review:{outcome}", mutation="decision.review",
+                      args=fields_of(review), after={"decision_id": decision.id, "outcome": outcome}, stamp=stamp)
+            return review
