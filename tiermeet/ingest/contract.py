@@ -96,11 +96,13 @@ def _confidence(record: dict) -> float | None:
     value = record.get("confidence")
     if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        raise RecordError("confidence", f"{value!r} is not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise RecordError("confidence", f"{value!r} is not a number") from None
-    if isinstance(value, bool) or not 0.0 <= number <= 1.0:
+    if not 0.0 <= number <= 1.0:
         raise RecordError("confidence", f"{value!r} is outside 0..1")
     return number
 

@@ -65,6 +65,15 @@ _scan = json.JSONDecoder().scan_once
 _JSON_SPACE = " \t\n\r"
 
 
+def _json_type(value) -> str:
+    """What JSON calls a decoded value's type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {list: "an array", str: "a string", int: "a number", float: "a number"}[type(value)]
+
+
 def read_jsonl(stream: BinaryIO) -> Iterator[Row | Problem]:
     """Rows of a JSON Lines stream; blank lines are skipped."""
     loads, scan, space = json.loads, _scan, _JSON_SPACE
@@ -72,11 +81,11 @@ def read_jsonl(stream: BinaryIO) -> Iterator[Row | Problem]:
         if not raw or raw.isspace():
             continue
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             yield _utf8_problem(raw, number)
             continue
-        if text[0] == "{":
+        if text[:1] == "{":
             try:
                 data, end = scan(text, 0)
             except (StopIteration, ValueError):
@@ -90,7 +99,7 @@ def read_jsonl(stream: BinaryIO) -> Iterator[Row | Problem]:
             yield Problem(number, "(row)", f"not valid JSON: {exc.msg} (column {exc.colno})")
             continue
         if not isinstance(data, dict):
-            yield Problem(number, "(row)", f"expected a JSON object, found {type(data).__name__}")
+            yield Problem(number, "(row)", f"expected a JSON object, found {_json_type(data)}")
             continue
         yield Row(number, data)
 
@@ -104,6 +113,10 @@ def read_csv(stream: BinaryIO, name: str) -> Iterator[Row | Problem]:
     except StopIteration:
         return
     header = [h.strip().lstrip("\ufeff") for h in header]
+    garbled = next((h for h in header if any("\udc80" <= ch <= "\udcff" for ch in h)), None)
+    if garbled is not None:
+        raw = garbled.encode("utf-8", "surrogateescape")
+        raise UnusableInput(f"{name}:1: header: {_utf8_problem(raw, 1).reason}")
     missing = [f for f in REQUIRED if f not in header]
     if missing:
         raise UnusableInput(f"{name}:1: header: missing required column(s) {', '.join(missing)}; found {', '.join(header) or 'nothing'}")

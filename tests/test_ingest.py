@@ -1,0 +1,512 @@
+"""Ingest: a corpus of bad rows, each refused with its exact message; good rows kept;
+text stored exactly as sent; the command line's output format and exit codes.
+
+Row-level checks go through the ingest service on a real database; the output format and
+exit codes are checked by running ``python -m tiermeet ingest`` in a subprocess.
+"""
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import signal_record
+from tiermeet.ingest.readers import Problem, Row, read_csv, read_jsonl
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+
+def ingest_one(services, record: dict):
+    return services.ingest.ingest([Row(1, record)], origin="test.jsonl")
+
+
+def refused(services, record: dict) -> tuple[str, str]:
+    report = ingest_one(services, record)
+    assert report.added == 0, "the row was accepted"
+    (rejection,) = report.rejected
+    line, field, reason = rejection
+    assert line == 1
+    return field, reason
+
+
+def stored(db_path: Path, external_id: str) -> dict:
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    row = conn.execute("SELECT * FROM signal WHERE external_id = ?", (external_id,)).fetchone()
+    conn.close()
+    assert row is not None, f"{external_id} was not stored"
+    return dict(row)
+
+
+def count_signals(db_path: Path) -> int:
+    conn = sqlite3.connect(db_path)
+    (n,) = conn.execute("SELECT count(*) FROM signal").fetchone()
+    conn.close()
+    return n
+
+
+def jsonl(*records) -> bytes:
+    return b"".join((r if isinstance(r, bytes) else json.dumps(r, ensure_ascii=False).encode()) + b"\n" for r in records)
+
+
+def without(field: str) -> dict:
+    record = signal_record()
+    del record[field]
+    return record
+
+
+# --------------------------------------------------------------------------------------
+# The corpus of bad records: (record, field, exact reason)
+# --------------------------------------------------------------------------------------
+
+CHOICES = {
+    "category": "safety, quality, delivery, cost, people",
+    "severity": "critical, high, medium, low",
+    "kind": "anomaly, prediction, detection, recommendation",
+}
+ISO_HINT = "is not an ISO 8601 time (e.g. 2026-11-25T06:40:00+01:00)"
+
+BAD = {
+    # missing required fields, absent or empty
+    **{f"missing-{f}": (without(f), f, "required field is missing")
+       for f in ("external_id", "source", "detected_at", "area", "category", "severity", "title")},
+    **{f"empty-{f}": (signal_record(**{f: ""}), f, "required field is missing")
+       for f in ("external_id", "source", "detected_at", "area", "category", "severity", "title")},
+    "null-title": (signal_record(title=None), "title", "required field is missing"),
+    "blank-title": (signal_record(title="   "), "title", "must not be blank"),
+    "blank-source": (signal_record(source=" \t"), "source", "must not be blank"),
+    "title-list": (signal_record(title=["a", "b"]), "title", "must be text, not list"),
+    "source-object": (signal_record(source={"name": "pdm"}), "source", "must be text, not dict"),
+    "title-bool": (signal_record(title=True), "title", "must be text, not bool"),
+    # wrong enum values
+    "category": (signal_record(category="qualty"), "category", f"'qualty' is not one of {CHOICES['category']}"),
+    "severity": (signal_record(severity="urgent"), "severity", f"'urgent' is not one of {CHOICES['severity']}"),
+    "severity-number": (signal_record(severity=1), "severity", f"1 is not one of {CHOICES['severity']}"),
+    "kind": (signal_record(kind="guess"), "kind", f"'guess' is not one of {CHOICES['kind']}"),
+    # timestamps
+    "time-words": (signal_record(detected_at="yesterday"), "detected_at", f"'yesterday' {ISO_HINT}"),
+    "time-impossible": (signal_record(detected_at="2026-13-45T07:00:00"), "detected_at", f"'2026-13-45T07:00:00' {ISO_HINT}"),
+    "time-us-style": (signal_record(detected_at="11/25/2026 07:40"), "detected_at", f"'11/25/2026 07:40' {ISO_HINT}"),
+    "time-epoch-number": (signal_record(detected_at=1764052800), "detected_at", f"1764052800 {ISO_HINT}"),
+    # confidence
+    "confidence-high": (signal_record(confidence=1.5), "confidence", "1.5 is outside 0..1"),
+    "confidence-negative": (signal_record(confidence=-0.01), "confidence", "-0.01 is outside 0..1"),
+    "confidence-percent": (signal_record(confidence=87), "confidence", "87 is outside 0..1"),
+    "confidence-text": (signal_record(confidence="high"), "confidence", "'high' is not a number"),
+    "confidence-nan": (signal_record(confidence="nan"), "confidence", "'nan' is outside 0..1"),
+    "confidence-list": (signal_record(confidence=[0.5]), "confidence", "[0.5] is not a number"),
+    # plant structure
+    "unknown-area": (signal_record(area="paint"), "area", "'paint' is not a configured area"),
+    "unknown-line": (signal_record(line="CNC9"), "line", "'CNC9' is not a line of area 'machining'"),
+    "line-of-other-area": (signal_record(line="ASM1"), "line", "'ASM1' is not a line of area 'machining'"),
+    "area-case": (signal_record(area="Machining"), "area", "'Machining' is not a configured area"),
+    # over-long text
+    "title-201": (signal_record(title="x" * 201), "title", "is 201 characters; the limit is 200"),
+    "detail-10001": (signal_record(detail="d" * 10_001), "detail", "is 10001 characters; the limit is 10000"),
+    "suggested-10001": (signal_record(suggested_action="s" * 10_001), "suggested_action", "is 10001 characters; the limit is 10000"),
+    "external-id-201": (signal_record(external_id="e" * 201), "external_id", "is 201 characters; the limit is 200"),
+    "source-201": (signal_record(source="s" * 201), "source", "is 201 characters; the limit is 200"),
+    # hidden characters
+    "title-bidi-override": (signal_record(title="Spindle \u202eOK\u202c"), "title", "contains an invisible control character (U+202E)"),
+    "title-bidi-isolate": (signal_record(title="a\u2067b\u2069"), "title", "contains an invisible control character (U+2067)"),
+    "title-nul": (signal_record(title="a\x00b"), "title", "contains an invisible control character (U+0000)"),
+    "title-escape": (signal_record(title="\x1b[31mred"), "title", "contains an invisible control character (U+001B)"),
+    "external-id-c1": (signal_record(external_id="x\x85"), "external_id", "contains an invisible control character (U+0085)"),
+    # evidence URL
+    "url-ftp": (signal_record(evidence_url="ftp://files.plant/x.png"), "evidence_url", "'ftp://files.plant/x.png' is not an http or https URL"),
+    "url-javascript": (signal_record(evidence_url="javascript:alert(1)"), "evidence_url", "'javascript:alert(1)' is not an http or https URL"),
+    "url-file": (signal_record(evidence_url="file:///etc/passwd"), "evidence_url", "'file:///etc/passwd' is not an http or https URL"),
+    "url-no-host": (signal_record(evidence_url="https://"), "evidence_url", "'https://' is not an http or https URL"),
+    "url-space": (signal_record(evidence_url="https://a b"), "evidence_url", "'https://a b' is not an http or https URL"),
+}
+
+
+@pytest.mark.parametrize(("record", "field", "reason"), list(BAD.values()), ids=list(BAD))
+def test_bad_record_is_refused_with_its_message(services, db_path, record, field, reason):
+    assert refused(services, record) == (field, reason)
+    assert count_signals(db_path) == 0
+
+
+def test_boolean_confidence_is_not_a_number(services):
+    assert refused(services, signal_record(confidence=True)) == ("confidence", "True is not a number")
+
+
+GOOD = {
+    "title-200": signal_record(title="t" * 200),
+    "detail-10000": signal_record(detail="d" * 10_000),
+    "line-omitted": signal_record(line=None),
+    "line-empty": signal_record(line=""),
+    "confidence-0": signal_record(confidence=0),
+    "confidence-1": signal_record(confidence=1),
+    "confidence-text-number": signal_record(confidence="0.5"),
+    "severity-upper": signal_record(severity="HIGH"),
+    "category-padded": signal_record(category=" quality "),
+    "kind-default": {k: v for k, v in signal_record().items() if k != "kind"},
+    "kind-given": signal_record(kind="prediction"),
+    "url-http": signal_record(evidence_url="http://pdm.local/a?b=c"),
+    "url-https-upper": signal_record(evidence_url="HTTPS://pdm.local/a"),
+    "external-id-number": signal_record(external_id=12345),
+    "detail-with-tabs-and-newlines": signal_record(detail="line 1\n\tline 2\r\nline 3"),
+    "date-only": signal_record(detected_at="2026-11-25"),
+    "utc-z": signal_record(detected_at="2026-11-25T06:40:00Z"),
+}
+
+
+@pytest.mark.parametrize("record", list(GOOD.values()), ids=list(GOOD))
+def test_good_record_is_accepted(services, record):
+    report = ingest_one(services, record)
+    assert (report.added, report.rejected) == (1, [])
+
+
+# --------------------------------------------------------------------------------------
+# What is stored
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("written", "stored_utc"), [
+    ("2026-11-25T07:40:00", "2026-11-25T06:40:00.000000"),  # winter: Berlin is UTC+1
+    ("2026-07-01T07:40:00", "2026-07-01T05:40:00.000000"),  # summer: UTC+2
+    ("2026-11-25T07:40:00.123456", "2026-11-25T06:40:00.123456"),
+    ("2026-11-25T07:40:00+01:00", "2026-11-25T06:40:00.000000"),
+    ("2026-11-25T07:40:00-05:00", "2026-11-25T12:40:00.000000"),
+    ("2026-11-25T07:40:00Z", "2026-11-25T07:40:00.000000"),
+])
+def test_times_are_stored_as_utc(services, db_path, written, stored_utc):
+    assert ingest_one(services, signal_record(detected_at=written)).added == 1
+    assert stored(db_path, "ext-1")["detected_at"] == stored_utc
+
+
+VERBATIM = {
+    "sql": "'; DROP TABLE signal; --",
+    "sql-quotes": 'Robert"); DELETE FROM audit_log WHERE ("1"="1',
+    "emoji": "🔥 Spindle overheating 🌡️ on SP-104 👷‍♀️",
+    "arabic": "اهتزاز المغزل يرتفع على SP-104",
+    "hebrew": "רעידות בציר עולות ב-SP-104",
+    "mixed-rtl-ltr": "Line CNC1: הטמפרטורה 85°C — درجة الحرارة",
+    "rtl-mark": "abc\u200fאבג",  # a right-to-left mark is ordinary text, not an override
+    "cjk": "主轴振动上升",
+    "combining": "Zoë Å (NFD: Zoe\u0308 A\u030a)",
+    "percent-and-underscore": "100% _wildcard_ %s {0}",
+}
+
+
+@pytest.mark.parametrize("text", list(VERBATIM.values()), ids=list(VERBATIM))
+def test_text_is_stored_verbatim(services, db_path, text):
+    record = signal_record(title=text, detail=text, suggested_action=text, asset=text[:50], source=text[:200])
+    assert ingest_one(services, record).added == 1
+    row = stored(db_path, "ext-1")
+    assert (row["title"], row["detail"], row["suggested_action"], row["source"]) == (text, text, text, text[:200])
+    # the tables are all still there
+    conn = sqlite3.connect(db_path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert {"signal", "audit_log", "outbox"} <= tables
+
+
+def test_unknown_fields_are_kept_in_extra(services, db_path):
+    record = signal_record(plant_cell="B4", sensor={"id": 7, "axis": "z"}, tags=["a", "b"], score=None)
+    assert ingest_one(services, record).added == 1
+    assert json.loads(stored(db_path, "ext-1")["extra"]) == {"plant_cell": "B4", "sensor": {"id": 7, "axis": "z"}, "tags": ["a", "b"], "score": None}
+    assert ingest_one(services, signal_record(2)).added == 1
+    assert stored(db_path, "ext-2")["extra"] in (None, "null")
+
+
+def test_payload_columns(services, db_path):
+    record = signal_record(7, confidence=0.5, evidence_url="https://pdm.local/7", detail="RMS up", title="  padded title  ")
+    assert ingest_one(services, record).added == 1
+    row = stored(db_path, "ext-7")
+    for name in ("source", "model_version", "area", "line", "asset", "category", "severity", "suggested_action", "evidence_url", "detail"):
+        assert row[name] == record[name], name
+    assert row["title"] == "padded title"
+    assert (row["kind"], row["severity_rank"], row["confidence"], row["status"], row["tier"]) == ("anomaly", 1, 0.5, "open", 1)
+
+
+def test_good_rows_kept_alongside_bad_ones(services, db_path):
+    rows = [
+        Row(1, signal_record(1)),
+        Row(2, signal_record(2, severity="urgent")),
+        Problem(3, "(row)", "not valid JSON: Expecting value (column 1)"),
+        Row(4, signal_record(4)),
+        Row(5, signal_record(5, area="paint")),
+        Row(6, signal_record(6)),
+    ]
+    report = services.ingest.ingest(rows, origin="mixed.jsonl")
+    assert report.added == 3 and report.duplicates == 0
+    assert [(line, field) for line, field, _ in report.rejected] == [(2, "severity"), (3, "(row)"), (5, "area")]
+    assert {stored(db_path, f"ext-{n}")["external_id"] for n in (1, 4, 6)} == {"ext-1", "ext-4", "ext-6"}
+    assert report.summary() == "3 added, 0 duplicates, 3 rejected"
+
+
+def test_duplicate_external_id_inside_one_file(services, db_path):
+    rows = [Row(1, signal_record(1)), Row(2, signal_record(2)), Row(5, signal_record(1, title="again")),
+            Row(6, signal_record(1, source="vision-qc"))]
+    report = services.ingest.ingest(rows, origin="dups.jsonl")
+    assert report.added == 3
+    assert report.rejected == [(5, "external_id", "'ext-1' from source 'pdm-spindle' already appears on line 1")]
+    assert stored(db_path, "ext-1")["title"] != "again"
+
+
+def test_second_run_adds_nothing(services, db_path):
+    rows = [Row(n, signal_record(n)) for n in range(1, 8)]
+    assert services.ingest.ingest(rows, origin="a").summary() == "7 added, 0 duplicates, 0 rejected"
+    before = sqlite3.connect(db_path).execute("SELECT count(*) FROM outbox").fetchone()
+    assert services.ingest.ingest(rows, origin="a").summary() == "0 added, 7 duplicates, 0 rejected"
+    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM outbox").fetchone() == before
+    mixed = [Row(1, signal_record(1)), Row(2, signal_record(100))]
+    assert services.ingest.ingest(mixed, origin="b").summary() == "1 added, 1 duplicates, 0 rejected"
+    assert count_signals(db_path) == 8
+
+
+def test_large_file_is_written_in_batches(services, db_path):
+    from tiermeet.services.ingest import BATCH
+
+    rows = [Row(n, signal_record(n)) for n in range(1, 2 * BATCH + 3)]
+    report = services.ingest.ingest(rows, origin="big")
+    assert report.added == 2 * BATCH + 2
+    conn = sqlite3.connect(db_path)
+    outbox = conn.execute("SELECT name, args FROM outbox ORDER BY seq").fetchall()
+    conn.close()
+    assert [name for name, _ in outbox] == ["signal.ingest"] * 3
+    assert sum(len(json.loads(args)["signal_ids"]) for _, args in outbox) == 2 * BATCH + 2
+
+
+# --------------------------------------------------------------------------------------
+# Readers: lines that cannot be read as records
+# --------------------------------------------------------------------------------------
+
+
+def read(data: bytes, fmt: str = "jsonl"):
+    stream = io.BytesIO(data)
+    return list(read_jsonl(stream) if fmt == "jsonl" else read_csv(stream, "f.csv"))
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (b'{"a": 1 "b": 2}', "not valid JSON: Expecting ',' delimiter (column 9)"),
+    (b"{'external_id': 'x'}", "not valid JSON: Expecting property name enclosed in double quotes (column 2)"),
+    (b'{"a": 1}}', "not valid JSON: Extra data (column 9)"),
+    (b"[1, 2]", "expected a JSON object, found an array"),
+    (b'"just text"', "expected a JSON object, found a string"),
+    (b"42", "expected a JSON object, found a number"),
+    (b'{"title": "caf\xe9"}', "not valid UTF-8 (byte 0xe9 at column 15)"),
+    (b'{"title": "\xff\xfe"}', "not valid UTF-8 (byte 0xff at column 12)"),
+])
+def test_jsonl_lines_that_are_not_records(line, reason):
+    good = json.dumps(signal_record()).encode()
+    rows = read(good + b"\n\n" + line + b"\n" + good + b"\n")
+    assert isinstance(rows[0], Row) and rows[0].line == 1
+    assert rows[1] == Problem(3, "(row)", reason)
+    assert isinstance(rows[2], Row) and rows[2].line == 4
+
+
+def test_truncated_json_reports_where_it_stops():
+    (problem,) = read(b'{"external_id": \n')
+    assert problem.reason == "not valid JSON: Expecting value (column 17)"
+
+
+def test_jsonl_with_byte_order_mark():
+    rows = read(b"\xef\xbb\xbf" + json.dumps(signal_record()).encode() + b"\n")
+    assert isinstance(rows[0], Row)
+
+
+def test_jsonl_non_object_named_in_json_terms():
+    (problem,) = read(b"null\n")
+    assert problem.reason == "expected a JSON object, found null"
+
+
+CSV_HEADER = "external_id,source,detected_at,area,line,category,severity,title,confidence,colour"
+
+
+def csv_row(n: int, **overrides) -> str:
+    values = {"external_id": f"c{n}", "source": "pdm-spindle", "detected_at": "2026-11-25T07:40:00+01:00", "area": "machining",
+              "line": "CNC1", "category": "quality", "severity": "high", "title": f"Spindle {n}", "confidence": "0.5", "colour": "red"}
+    values.update(overrides)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([values[h] for h in CSV_HEADER.split(",")])
+    return out.getvalue().removesuffix("\n")
+
+
+def test_csv_rows(services, db_path):
+    data = "\n".join([
+        CSV_HEADER,
+        csv_row(1),
+        csv_row(2) + ",surplus",
+        "c3,pdm-spindle,2026-11-25T07:40:00+01:00,machining,CNC1",
+        "",
+        csv_row(5, title="'; DROP TABLE signal; --"),
+        csv_row(6, title='Quoted, with comma and "quotes"'),
+        csv_row(7, confidence="", colour=""),
+    ]).encode() + b"\n"
+    rows = read(data, "csv")
+    assert rows[1] == Problem(3, "(row)", "has 11 values; the header has 10 columns")
+    assert rows[2] == Problem(4, "(row)", "has 5 values; the header has 10 columns")
+    report = services.ingest.ingest(rows, origin="f.csv")
+    assert report.added == 4
+    assert stored(db_path, "c5")["title"] == "'; DROP TABLE signal; --"
+    assert stored(db_path, "c6")["title"] == 'Quoted, with comma and "quotes"'
+    assert json.loads(stored(db_path, "c1")["extra"]) == {"colour": "red"}
+    assert stored(db_path, "c7")["confidence"] is None and stored(db_path, "c7")["extra"] in (None, "null")
+
+
+def test_csv_non_utf8_row():
+    data = (CSV_HEADER + "\n" + csv_row(1) + "\n").encode() + csv_row(2, title="caf_").encode().replace(b"caf_", b"caf\xe9") + b"\n"
+    rows = read(data, "csv")
+    assert isinstance(rows[0], Row)
+    assert rows[1] == Problem(3, "(row)", "not valid UTF-8 (byte 0xe9 at column 73)")
+
+
+def test_csv_multiline_quoted_field_keeps_line_numbers(services, db_path):
+    data = (CSV_HEADER + "\n" + csv_row(1, title="two\nlines") + "\n" + csv_row(2, severity="urgent") + "\n").encode()
+    rows = read(data, "csv")
+    assert isinstance(rows[0], Row) and rows[0].line == 2
+    report = services.ingest.ingest(rows, origin="f.csv")
+    assert report.rejected == [(4, "severity", f"'urgent' is not one of {CHOICES['severity']}")]
+
+
+def test_csv_byte_order_mark_and_padded_header(services):
+    header = "\ufeff" + ", ".join(CSV_HEADER.split(","))
+    rows = read((header + "\n" + csv_row(1) + "\n").encode("utf-8"), "csv")
+    assert isinstance(rows[0], Row) and rows[0].data["external_id"] == "c1"
+
+
+# --------------------------------------------------------------------------------------
+# The command line, in a subprocess: output format and exit codes.
+# --------------------------------------------------------------------------------------
+
+
+def test_cli_reports_each_rejected_row_and_a_summary(run_cli, tmp_path, db_path):
+    path = tmp_path / "signals.jsonl"
+    path.write_bytes(jsonl(
+        signal_record(1, detected_at="2026-11-25T07:40:00"),
+        signal_record(2, severity="urgent"),
+        b'{"external_id": "x" "source": "y"}',
+        signal_record(4, title="x" * 201),
+        b"[1, 2]",
+        b'{"title": "caf\xe9"}',
+        signal_record(1),
+        signal_record(8, title="🔥 \u05e8\u05e2\u05d9\u05d3\u05d5\u05ea"),
+        signal_record(9, confidence=2),
+    ))
+    result = run_cli("--db", db_path, "ingest", path)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == "2 added, 0 duplicates, 7 rejected\n"
+    assert result.stderr.splitlines() == [
+        f"{path}:2: severity: 'urgent' is not one of {CHOICES['severity']}",
+        f"{path}:3: (row): not valid JSON: Expecting ',' delimiter (column 21)",
+        f"{path}:4: title: is 201 characters; the limit is 200",
+        f"{path}:5: (row): expected a JSON object, found an array",
+        f"{path}:6: (row): not valid UTF-8 (byte 0xe9 at column 15)",
+        f"{path}:7: external_id: 'ext-1' from source 'pdm-spindle' already appears on line 1",
+        f"{path}:9: confidence: 2 is outside 0..1",
+    ]
+    assert stored(db_path, "ext-1")["detected_at"] == "2026-11-25T06:40:00.000000"
+    assert stored(db_path, "ext-8")["title"] == "🔥 \u05e8\u05e2\u05d9\u05d3\u05d5\u05ea"
+    # a second run of the same file adds nothing
+    again = run_cli("--db", db_path, "ingest", path)
+    assert again.stdout == "0 added, 2 duplicates, 7 rejected\n"
+    assert again.returncode == 1
+
+
+def test_cli_clean_file_exits_0_and_second_run_adds_nothing(run_cli, tmp_path, db_path):
+    path = tmp_path / "clean.jsonl"
+    path.write_bytes(jsonl(*(signal_record(n) for n in range(5))))
+    first = run_cli("--db", db_path, "ingest", path)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "5 added, 0 duplicates, 0 rejected\n", "")
+    second = run_cli("--db", db_path, "ingest", path)
+    assert (second.returncode, second.stdout, second.stderr) == (0, "0 added, 5 duplicates, 0 rejected\n", "")
+
+
+def test_cli_reads_stdin(run_cli, db_path):
+    data = jsonl(signal_record(1), signal_record(2, area="paint"))
+    result = run_cli("--db", db_path, "ingest", "-", input=data, binary=True)
+    assert result.returncode == 1
+    assert result.stdout == b"1 added, 0 duplicates, 1 rejected\n"
+    assert result.stderr == b"<stdin>:2: area: 'paint' is not a configured area\n"
+    csv_data = (CSV_HEADER + "\n" + csv_row(3) + "\n").encode()
+    as_csv = run_cli("--db", db_path, "ingest", "--format", "csv", "-", input=csv_data, binary=True)
+    assert (as_csv.returncode, as_csv.stdout) == (0, b"1 added, 0 duplicates, 0 rejected\n")
+
+
+def test_cli_csv_file(run_cli, tmp_path, db_path):
+    path = tmp_path / "signals.csv"
+    path.write_bytes((CSV_HEADER + "\n" + csv_row(1) + "\n" + csv_row(2) + ",surplus\n").encode() + b"c3,\xff\n")
+    result = run_cli("--db", db_path, "ingest", path)
+    assert result.returncode == 1
+    assert result.stdout == "1 added, 0 duplicates, 2 rejected\n"
+    assert result.stderr.splitlines() == [
+        f"{path}:3: (row): has 11 values; the header has 10 columns",
+        f"{path}:4: (row): not valid UTF-8 (byte 0xff at column 4)",
+    ]
+
+
+def test_cli_format_option_overrides_the_extension(run_cli, tmp_path, db_path):
+    path = tmp_path / "export.txt"
+    path.write_bytes(jsonl(signal_record(1)))
+    refused = run_cli("--db", db_path, "ingest", path)
+    assert refused.returncode == 2
+    assert refused.stderr == f"{path}: cannot tell the format from the extension '.txt'; use --format jsonl or --format csv\n"
+    assert refused.stdout == "0 added, 0 duplicates, 0 rejected\n"
+    forced = run_cli("--db", db_path, "ingest", "--format", "jsonl", path)
+    assert (forced.returncode, forced.stdout) == (0, "1 added, 0 duplicates, 0 rejected\n")
+
+
+def test_cli_wrong_csv_header_is_unusable(run_cli, tmp_path, db_path):
+    path = tmp_path / "wrong.csv"
+    path.write_text("id,model,time,title\n1,pdm,2026-11-25T07:00:00,x\n", encoding="utf-8")
+    result = run_cli("--db", db_path, "ingest", path)
+    assert result.returncode == 2
+    assert result.stderr == (f"{path}:1: header: missing required column(s) external_id, source, detected_at, area, "
+                             "category, severity; found id, model, time, title\n")
+    assert result.stdout == "0 added, 0 duplicates, 0 rejected\n"
+    twice = tmp_path / "twice.csv"
+    twice.write_text(CSV_HEADER + ",title\n", encoding="utf-8")
+    result = run_cli("--db", db_path, "ingest", twice)
+    assert (result.returncode, result.stderr) == (2, f"{twice}:1: header: column 'title' appears twice\n")
+
+
+def test_cli_non_utf8_csv_header_is_unusable(run_cli, tmp_path, db_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((CSV_HEADER + ",temp\xb0C\n").encode("latin-1") + (csv_row(1) + ",80\n").encode())
+    result = run_cli("--db", db_path, "ingest", path)
+    assert result.returncode == 2
+    assert "not valid UTF-8" in result.stderr
+
+
+def test_cli_missing_file_is_unusable_but_other_files_are_read(run_cli, tmp_path, db_path):
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(jsonl(signal_record(1), signal_record(2)))
+    missing = tmp_path / "missing.jsonl"
+    result = run_cli("--db", db_path, "ingest", missing, good)
+    assert result.returncode == 2
+    assert result.stderr == f"{missing}: file not found\n"
+    assert result.stdout == "2 added, 0 duplicates, 0 rejected\n"
+    only_missing = run_cli("--db", db_path, "ingest", missing)
+    assert only_missing.returncode == 2
+
+
+def test_cli_rejections_across_several_files(run_cli, tmp_path, db_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_bytes(jsonl(signal_record(1), signal_record(2, category="")))
+    b.write_bytes(jsonl(signal_record(1), signal_record(3)))
+    result = run_cli("--db", db_path, "ingest", a, b)
+    assert result.returncode == 1
+    assert result.stdout == "2 added, 1 duplicates, 1 rejected\n"
+    assert result.stderr == f"{a}:2: category: required field is missing\n"
+
+
+def test_cli_empty_files(run_cli, tmp_path, db_path):
+    empty, header_only = tmp_path / "empty.jsonl", tmp_path / "header.csv"
+    empty.write_bytes(b"")
+    header_only.write_text(CSV_HEADER + "\n", encoding="utf-8")
+    result = run_cli("--db", db_path, "ingest", empty, header_only)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "0 added, 0 duplicates, 0 rejected\n", "")
+
+
+def test_cli_needs_a_file(run_cli, db_path):
+    result = run_cli("--db", db_path, "ingest")
+    assert result.returncode == 2
+    assert "Missing argument 'FILES...'" in result.stderr
