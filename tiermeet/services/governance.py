@@ -149,15 +149,6 @@ class GovernanceService:
             return row
 
     # ----- reviews of autonomous decisions -----
-    def pending_reviews(self, limit: int = 200) -> list[tuple[Decision, Signal]]:
-        """Autonomous decisions no person has confirmed or overturned yet, oldest first."""
-        with self.ctx.read() as session:
-            stmt = (select(Decision, Signal).join(Signal, Signal.id == Decision.signal_id)
-                    .outerjoin(DecisionReview, DecisionReview.decision_id == Decision.id)
-                    .where(Decision.decided_by.like("ai:%"), DecisionReview.decision_id.is_(None))
-                    .order_by(Decision.decided_at).limit(limit))
-            return [(d, s) for d, s in session.execute(stmt)]
-
     def review(self, decision_key: "uuid.UUID | str", *, actor: str, outcome: str, note: str = "",
                meeting_id: uuid.UUID | None = None) -> DecisionReview:
         """A person confirms or overturns what a model decided alone; overturning reopens

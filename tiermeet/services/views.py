@@ -12,7 +12,7 @@ from tiermeet.domain.enums import ACTIVE_STATUSES, ActionStatus, SignalStatus
 from tiermeet.services.board import BoardService
 from tiermeet.services.context import Context
 from tiermeet.services.lookup import load_record
-from tiermeet.store.models import Action, AuditEntry, Comment, Decision, Escalation, Person, Signal
+from tiermeet.store.models import Action, AuditEntry, Comment, Decision, DecisionReview, Escalation, Person, Signal
 from tiermeet.store.queries import Scope
 
 ACTIVE = tuple(s.value for s in ACTIVE_STATUSES)
@@ -58,6 +58,7 @@ class AgendaItem:
     section: str
     signal: Signal | None = None
     action: ActionRow | None = None
+    decision: Decision | None = None
 
 
 #: SQDC(+P) order in which a meeting walks its signals.
@@ -119,6 +120,17 @@ class ViewService:
                 stmt = stmt.where(condition)
             return [EscalationRow(e, s) for e, s in session.execute(stmt)]
 
+    def autonomous_to_review(self, tier: int, scope: Scope, limit: int = 50) -> list[tuple[Decision, Signal]]:
+        """Decisions autonomous models made alone at this tier and scope, not yet reviewed."""
+        with self.ctx.read() as session:
+            stmt = (select(Decision, Signal).join(Signal, Signal.id == Decision.signal_id)
+                    .outerjoin(DecisionReview, DecisionReview.decision_id == Decision.id)
+                    .where(Decision.decided_by.like("ai:%"), DecisionReview.decision_id.is_(None), Decision.tier == tier))
+            condition = _in_scope(scope)
+            if condition is not None:
+                stmt = stmt.where(condition)
+            return [(d, s) for d, s in session.execute(stmt.order_by(Decision.decided_at).limit(limit))]
+
     def active_sources(self, scope: Scope) -> list[str]:
         """The models with active signals on a board, for its source filter."""
         with self.ctx.read() as session:
@@ -143,6 +155,8 @@ class ViewService:
             if row.signal.id not in seen and row.signal.tier == tier and row.signal.status in ACTIVE:
                 seen.add(row.signal.id)
                 items.append(AgendaItem("Escalations in", signal=row.signal))
+        items += [AgendaItem("AI decided alone — review", signal=s, decision=d)
+                  for d, s in self.autonomous_to_review(tier, scope)]
         items += [AgendaItem("Overdue actions", action=row) for row in self.open_actions(scope, now) if row.overdue]
         items += [AgendaItem("Shelved, due for review", signal=s) for s in self.shelved_for_review(scope, now + timedelta(days=1))]
         return items

@@ -84,7 +84,9 @@ class BoardScreen(TriageMixin, Screen):
         self.rows: list[SignalRow] = []
         self.filters = Filters()
         self.more = False
-        self._sources_loaded = False
+        self._context_loaded = False
+        self._sources: list[str] = []
+        self.suspended: list[str] = []
         self._title_width = 0
 
     # ----- layout -----
@@ -145,8 +147,9 @@ class BoardScreen(TriageMixin, Screen):
         tier = config.tier(self.tier)
         who = app.operator.name if app.operator else "not signed in (press any triage key)"
         meeting = " · MEETING" if app.meeting else ""
+        suspended = f" · [reverse]autonomy suspended: {', '.join(self.suspended)}[/]" if self.suspended else ""
         self.query_one("#topbar", Static).update(
-            f"[b]{config.plant.name}[/] · Tier {self.tier} {tier.name if tier else ''} · {self.scope_id} · {who}{meeting}"
+            f"[b]{config.plant.name}[/] · Tier {self.tier} {tier.name if tier else ''} · {self.scope_id} · {who}{meeting}{suspended}"
         )
 
     # ----- loading -----
@@ -172,14 +175,29 @@ class BoardScreen(TriageMixin, Screen):
         self.more = len(rows) == limit
         self.update_status()
         self.show_detail()
-        if not self._sources_loaded:
-            self._sources_loaded = True
-            self._load_sources()
+        if not self._context_loaded:
+            self._context_loaded = True
+            self._load_context()
 
-    @work(thread=True, exit_on_error=False, group="sources")
-    def _load_sources(self) -> None:
-        sources = self.app.services.views.active_sources(self.app.services.board.scope_for(self.tier, self.scope_id))
-        self.app.call_from_thread(self.query_one("#f-source", Select).set_options, [(s, s) for s in sources])
+    @work(thread=True, exclusive=True, exit_on_error=False, group="context")
+    def _load_context(self) -> None:
+        """After the first page: the source filter's models and the suspended models."""
+        services = self.app.services
+        sources = services.views.active_sources(services.board.scope_for(self.tier, self.scope_id))
+        suspended = sorted(services.governance.suspended_sources())
+        self.app.call_from_thread(self._show_context, sources, suspended)
+
+    def _show_context(self, sources: list[str], suspended: list[str]) -> None:
+        select = self.query_one("#f-source", Select)
+        if sources != self._sources:
+            chosen = select.value
+            self._sources = sources
+            with select.prevent(Select.Changed):
+                select.set_options([(s, s) for s in sources])
+                if chosen in sources:
+                    select.value = chosen
+        self.suspended = suspended
+        self.update_topbar()
 
     def _diff_into(self, table: DataTable, rows: list[SignalRow], now: datetime) -> None:
         """Make the table show ``rows``, touching only rows that changed."""
@@ -203,6 +221,7 @@ class BoardScreen(TriageMixin, Screen):
         """Reload the rows on screen when anyone committed a change."""
         if self.app.watcher.changed():
             self._load(self.board_scope, self.filters, None, max(PAGE, len(self.rows)), replace_rows=True)
+            self._context_loaded = False
 
     def tick_countdown(self) -> None:
         """Redraw time left and age."""

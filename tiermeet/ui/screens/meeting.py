@@ -16,6 +16,7 @@ from tiermeet.store.models import Meeting
 from tiermeet.store.queries import SignalRow
 from tiermeet.timefmt import span, time_left
 from tiermeet.ui.errors import explain, explainable
+from tiermeet.ui.screens.prompts import TextDialog
 from tiermeet.ui.triage import TRIAGE_BINDINGS, TriageMixin
 
 #: Share of the time box after which the timer turns amber.
@@ -53,6 +54,8 @@ class MeetingScreen(TriageMixin, Screen):
         Binding("escape", "app.pop_screen", "Board"),
         Binding("ctrl+e", "end_meeting", "End meeting"),
         Binding("ctrl+b", "focus_badge", "Attendance"),
+        Binding("y", "confirm_ai", "Confirm AI", show=False),
+        Binding("n", "overturn_ai", "Overturn AI", show=False),
     ]
 
     def __init__(self, meeting: Meeting) -> None:
@@ -138,6 +141,36 @@ class MeetingScreen(TriageMixin, Screen):
     def after_change(self) -> None:
         """Rebuild the agenda after a decision."""
         self.reload()
+
+    def _review_item(self):
+        row = self.query_one(DataTable).cursor_row
+        item = self.items[row] if row is not None and row < len(self.items) else None
+        if item is None or item.decision is None:
+            self.notify("Pick an 'AI decided alone' item to review", severity="warning")
+            return None
+        return item
+
+    def action_confirm_ai(self) -> None:
+        """Confirm what the model decided alone."""
+        item = self._review_item()
+        if item is not None:
+            self.app.as_operator(lambda: self._run(
+                lambda: self.app.services.governance.review(item.decision.id, actor=self.app.operator.id, outcome="confirmed",
+                                                            meeting_id=self.meeting.id), "Confirmed"))
+
+    def action_overturn_ai(self) -> None:
+        """Overturn what the model decided alone; the signal comes back for a person's decision."""
+        item = self._review_item()
+        if item is None:
+            return
+
+        def done(saved: bool | None) -> None:
+            if saved:
+                self.after_change()
+        self.app.as_operator(lambda: self.app.push_screen(TextDialog(
+            lambda note: self.app.services.governance.review(item.decision.id, actor=self.app.operator.id, outcome="overturned",
+                                                             note=note, meeting_id=self.meeting.id),
+            title=f"Overturn the AI on: {item.signal.title}", prompt="Why was the model wrong?"), done))
 
     def action_focus_badge(self) -> None:
         """Take attendance."""
