@@ -55,7 +55,7 @@ class TierMeetApp(App):
         config = services.ctx.config
         self.zone = ZoneInfo(config.plant.timezone)
         self.idle_seconds = config.kiosk.idle_lock_minutes * 60
-        self.meeting: Meeting | None = None
+        self.meetings: dict[tuple[int, str], Meeting] = {}
         self.people: list[Person] = sorted(config.people, key=lambda p: p.name)
         self.watcher = ChangeWatcher(services.ctx.db_path)
         self._last_input = 0.0
@@ -177,9 +177,19 @@ class TierMeetApp(App):
         """Start a meeting for the board's tier and scope, or go back to the running one."""
         from tiermeet.ui.screens.meeting import MeetingScreen
 
-        if self.meeting is None:
-            self.meeting = self.services.meetings.start(actor=self.operator.id, tier=self.tier, scope=self.scope)
-        self.push_screen(MeetingScreen(self.meeting))
+        key = (self.tier, self.scope)
+        if key not in self.meetings:
+            self.meetings[key] = self.services.meetings.start(actor=self.operator.id, tier=self.tier, scope=self.scope)
+        self.push_screen(MeetingScreen(self.meetings[key]))
+
+    @property
+    def meeting(self) -> Meeting | None:
+        """The meeting running for the board on screen, if any; decisions made now belong to it."""
+        return self.meetings.get((self.tier, self.scope))
+
+    def meeting_ended(self, meeting: Meeting) -> None:
+        """Forget a meeting once it has ended."""
+        self.meetings.pop((meeting.tier, meeting.scope), None)
 
     # ----- command palette -----
     def get_system_commands(self, screen):

@@ -21,10 +21,10 @@ TRIAGE_BINDINGS = [
     Binding("a", "acknowledge", "Ack"),
     Binding("d", "decide", "Decide"),
     Binding("e", "escalate", "Escalate"),
-    Binding("s", "shelve", "Shelve"),
-    Binding("x", "dismiss_signal", "Dismiss"),
     Binding("r", "resolve", "Resolve"),
-    Binding("c", "comment", "Comment"),
+    Binding("s", "shelve", "Shelve", show=False),
+    Binding("x", "dismiss_signal", "Dismiss", show=False),
+    Binding("c", "comment", "Comment", show=False),
     Binding("o", "reopen", "Reopen", show=False),
 ]
 

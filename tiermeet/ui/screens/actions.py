@@ -60,7 +60,7 @@ class ActionsScreen(Screen):
 
     def _show(self, rows: list[ActionRow]) -> None:
         table = self.query_one(DataTable)
-        cursor = table.cursor_row
+        selected = self.rows[table.cursor_row].action.id if self.rows and table.cursor_row is not None and table.cursor_row < len(self.rows) else None
         table.clear()
         now = self.app.now()
         for row in rows:
@@ -70,8 +70,9 @@ class ActionsScreen(Screen):
             table.add_row(Text(row.owner_name, style=style), Text(a.title, style=style), Text(due, style=style),
                           a.status.replace("_", " "), row.signal_title or "—", short_ref("action", a.id), key=str(a.id))
         self.rows = rows
+        ids = [r.action.id for r in rows]
         if rows:
-            table.move_cursor(row=min(cursor or 0, len(rows) - 1))
+            table.move_cursor(row=ids.index(selected) if selected in ids else 0)
         overdue = sum(r.overdue for r in rows)
         self.query_one("#statusline", Static).update(f"{len(rows)} open actions · {overdue} overdue" if rows else "No open actions.")
 

@@ -37,6 +37,8 @@ COLUMNS = (("sev", "Sev", 4), ("left", "Left", 10), ("status", "Status", 9), ("c
            ("where", "Line/asset", 12), ("title", "Title", None), ("source", "Source", 18), ("age", "Age", 7))
 FIXED = sum(w for _k, _l, w in COLUMNS if w) + 2 * len(COLUMNS)
 MIN_TITLE = 24
+#: Width of the detail pane beside the board on wide screens (tiermeet.tcss says the same).
+DETAIL_WIDTH = 56
 
 
 def left_cell(signal: SignalRow, now: datetime) -> Text:
@@ -48,7 +50,7 @@ def left_cell(signal: SignalRow, now: datetime) -> Text:
     window = (signal.deadline - signal.tier_entered_at).total_seconds() or 1
     remaining = (signal.deadline - now).total_seconds()
     style = "bold red" if remaining < 0 else "dark_orange" if remaining / window < AMBER_SHARE else ""
-    return Text(text if remaining >= 0 else f"late {text[1:]}", style=style)
+    return Text(text if remaining >= 0 else f"late {text[1:].replace(' ', '')}", style=style)
 
 
 def row_cells(signal: SignalRow, now: datetime) -> tuple:
@@ -65,14 +67,15 @@ class BoardScreen(TriageMixin, Screen):
 
     BINDINGS = [
         *TRIAGE_BINDINGS,
-        Binding("slash", "search", "Search"),
-        Binding("f", "filters", "Filter", show=False),
         Binding("m", "meeting", "Meeting"),
         Binding("t", "actions", "Actions"),
+        Binding("slash", "search", "Search"),
+        Binding("question_mark", "app.show_help_panel", "Keys"),
+        Binding("enter", "toggle_detail", "Details"),
+        Binding("f", "filters", "Filter", show=False),
         Binding("i", "escalations_in", "Esc. in", show=False),
         Binding("h", "handover", "Handover", show=False),
         Binding("b", "switch_board", "Board", show=False),
-        Binding("enter", "toggle_detail", "Details"),
         Binding("f5", "reload", "Reload", show=False),
         Binding("escape", "clear_search", "Clear", show=False),
     ]
@@ -114,13 +117,17 @@ class BoardScreen(TriageMixin, Screen):
         self.set_interval(1.0, self.poll_changes)
         self.set_interval(5.0, self.tick_countdown)
 
+    def on_screen_resume(self) -> None:
+        """Back from a dialog, a view or a meeting: the top bar may have news."""
+        self.update_topbar()
+
     def on_resize(self) -> None:
         self.query_one("#main").set_class(self.size.width < 120, "narrow")
         self._layout_columns()
 
     def _layout_columns(self) -> None:
         """Give the title the width the other columns leave (rebuilds only if it changed)."""
-        board_width = self.size.width if self.size.width < 120 else self.size.width * 3 // 5
+        board_width = self.size.width if self.size.width < 120 else self.size.width - DETAIL_WIDTH - 1
         width = max(MIN_TITLE, board_width - FIXED - 2)
         if width == self._title_width:
             return

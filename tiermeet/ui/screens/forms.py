@@ -42,7 +42,7 @@ class FormDialog(ModalScreen[bool]):
         """Validate and save; subclasses build the request."""
         request = self.build_request()
         if request is not None:
-            self.query_one("#form-error", Label).update("Saving…")
+            self.form_error("Saving…")
             self._save(request)
 
     def build_request(self) -> object | None:

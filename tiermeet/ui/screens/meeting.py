@@ -52,7 +52,7 @@ class MeetingScreen(TriageMixin, Screen):
     BINDINGS = [
         *TRIAGE_BINDINGS,
         Binding("escape", "app.pop_screen", "Board"),
-        Binding("ctrl+e", "end_meeting", "End meeting"),
+        Binding("ctrl+e", "end_meeting", "End meeting", priority=True),
         Binding("ctrl+b", "focus_badge", "Attendance"),
         Binding("y", "confirm_ai", "Confirm AI", show=False),
         Binding("n", "overturn_ai", "Overturn AI", show=False),
@@ -193,10 +193,15 @@ class MeetingScreen(TriageMixin, Screen):
         except Exception as exc:  # noqa: BLE001 - sorted by explainable()
             if not explainable(exc):
                 raise
-            app.call_from_thread(self.query_one("#badge-error", Label).update, explain(exc))
+            app.call_from_thread(self._attendance_note, explain(exc))
             return
-        app.call_from_thread(self.query_one("#badge-error", Label).update, f"{person.name} is here")
+        app.call_from_thread(self._attendance_note, f"{person.name} is here")
         self.reload()
+
+    def _attendance_note(self, text: str) -> None:
+        label = self.query_one("#badge-error", Label)
+        label.update(text)
+        label.set_class(bool(text), "shown")
 
     def action_end_meeting(self) -> None:
         """End the meeting and show its minutes."""
@@ -216,7 +221,7 @@ class MeetingScreen(TriageMixin, Screen):
         app.call_from_thread(self._ended, minutes.to_markdown(app.zone))
 
     def _ended(self, markdown: str) -> None:
-        self.app.meeting = None
+        self.app.meeting_ended(self.meeting)
         self.app.pop_screen()
         self.app.push_screen(MinutesScreen(markdown))
         self.notify("Meeting ended — minutes saved")

@@ -2,7 +2,7 @@
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label
 
 from tiermeet.ui.screens.forms import FormDialog
@@ -23,7 +23,7 @@ class TextDialog(FormDialog):
         self.title_text, self.prompt, self.placeholder = title, prompt, placeholder
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="text-dialog"):
+        with VerticalScroll(classes="dialog", id="text-dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield Label(self.prompt, classes="field-label")
             yield Input(placeholder=self.placeholder, id="text")
@@ -64,7 +64,7 @@ class ResolveDialog(FormDialog):
         self.title_text = title
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="resolve-dialog"):
+        with VerticalScroll(classes="dialog", id="resolve-dialog"):
             yield Label(f"Resolve: {self.title_text}", classes="dialog-title")
             for field, label in OUTCOME_FIELDS:
                 yield Label(label, classes="field-label")

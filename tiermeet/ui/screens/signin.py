@@ -42,7 +42,9 @@ class SignInScreen(ModalScreen[Person | None]):
         typed = event.value.strip()
         match = next((p for p in self.people if typed in (p.badge, p.id)), None)
         if match is None:
-            self.query_one("#badge-error", Label).update(f"No one has badge {typed!r}" if typed else "Scan or type a badge")
+            error = self.query_one("#badge-error", Label)
+            error.update(f"No one has badge {typed!r}" if typed else "Scan or type a badge")
+            error.add_class("shown")
             event.input.value = ""
             return
         self.dismiss(match)
