@@ -7,6 +7,7 @@ only — no SQL, no HTTP — and slow work runs in thread workers that post resu
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ class TierMeetApp(App):
     BINDINGS = [
         Binding("q", "quit", "Quit", show=False),
         Binding("l", "sign_out", "Sign out", show=False),
+        Binding("j", "rejections", "Refused changes", show=False),
     ]
 
     operator: reactive[Person | None] = reactive(None, init=False)
@@ -56,6 +58,8 @@ class TierMeetApp(App):
         self.zone = ZoneInfo(config.plant.timezone)
         self.idle_seconds = config.kiosk.idle_lock_minutes * 60
         self.meetings: dict[tuple[int, str], Meeting] = {}
+        self.sync_state = None
+        self._sync_failures = 0
         self.people: list[Person] = sorted(config.people, key=lambda p: p.name)
         self.watcher = ChangeWatcher(services.ctx.db_path)
         self._last_input = 0.0
@@ -88,6 +92,56 @@ class TierMeetApp(App):
     def prepare_services(self) -> None:
         """After the first frame: load the write path and sync people from the config."""
         self.services.prepare()
+        self.call_from_thread(self._schedule_sync, 1.0)
+
+    # ----- background sync -----
+    def _schedule_sync(self, delay: float) -> None:
+        """Sync again after ``delay`` seconds (only when a server is configured)."""
+        if self.services.ctx.config.sync.server_url:
+            self.set_timer(delay, self.sync_round)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sync")
+    def sync_round(self) -> None:
+        """One push/pull round off the UI thread; timer-driven, backing off with jitter
+        while the server cannot be reached, independent of local writes."""
+        from tiermeet.sync.client import SyncClient, SyncError, sync_status
+
+        interval = self.services.ctx.config.sync.interval_seconds
+        try:
+            with SyncClient.from_services(self.services, attempts=1) as client:
+                result = client.run_round()
+            failed = not result.ok
+        except SyncError as exc:
+            failed = True
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+        self._sync_failures = self._sync_failures + 1 if failed else 0
+        delay = interval if not failed else min(600, interval * 2 ** min(self._sync_failures, 5))
+        self.sync_state = sync_status(self.services)
+        self.call_from_thread(self._schedule_sync, delay * random.uniform(0.8, 1.2))
+        self.call_from_thread(self._show_sync)
+
+    def _show_sync(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, BoardScreen) and screen.is_mounted:
+                screen.update_status()
+
+    def sync_text(self) -> str:
+        """The sync indicator: online or not, pending changes, last sync, rejections."""
+        state = self.sync_state
+        if state is None or not state.configured:
+            return ""
+        when = f"{state.last_sync_ok_at.astimezone(self.zone):%H:%M}" if state.last_sync_ok_at else "never"
+        online = "offline" if state.last_error else "online"
+        text = f"sync {online} · {state.pending} pending · last {when}"
+        if state.rejections_unseen:
+            text += f" · [reverse]{state.rejections_unseen} refused (j)[/]"
+        return text
+
+    def action_rejections(self) -> None:
+        """Changes the server refused."""
+        from tiermeet.ui.screens.rejections import RejectionsScreen
+
+        self.push_screen(RejectionsScreen())
 
     def _open_board(self, tier: int, scope: str) -> None:
         self.tier, self.scope = tier, scope

@@ -249,7 +249,8 @@ class BoardScreen(TriageMixin, Screen):
             active.append(self.filters.statuses[0])
         if active:
             text += f" · filtered: {', '.join(active)} (esc clears)"
-        self.query_one("#statusline", Static).update(text)
+        sync = self.app.sync_text()
+        self.query_one("#statusline", Static).update(f"{text} · {sync}" if sync else text)
 
     # ----- selection -----
     @property
