@@ -100,42 +100,55 @@ class IngestService:
             if not fresh:
                 return
             stamp = tx.stamp()
-            rows = self._placed(tx.session, fresh, tx.now, stamp)
+            placed = self._placements(tx.session, fresh, tx.now)
+            version = self.ctx.config.governance.version
             if fast:
-                fast.insert(connection, rows)
+                ids, autonomous = fast.insert(connection, placed, tx.now, stamp, version)
             else:
+                rows = [_row(p, tx.now, stamp, version) for p in placed]
                 connection.execute(insert(Signal.__table__), rows)
-            decisions = [_autonomous_decision(row, tx.now, stamp) for row in rows if row["autonomy"] == AUTONOMOUS]
+                ids, autonomous = [row["id"] for row in rows], [row for row in rows if row["autonomy"] == AUTONOMOUS]
+            decisions = [_autonomous_decision(row, tx.now, stamp) for row in autonomous]
             if decisions:
                 connection.execute(insert(Decision.__table__), decisions)
-            ids = [row["id"] for row in rows]
             tx.record(entity="signal", entity_id=ids[0], op="ingest", mutation="signal.ingest",
                       args={"signal_ids": ids, "autonomous_decisions": [d["id"] for d in decisions]},
                       after={"origin": origin, "count": len(ids), "last_id": jsonable(ids[-1]), "autonomous": len(decisions)},
                       stamp=stamp)
             report.added += len(fresh)
 
-    def _placed(self, session, fresh: list[dict], now: datetime, stamp: str) -> list[dict]:
-        """The new signals' rows: placed by the policy (a suspended model loses its
-        autonomy), with their first window; autonomous ones are already actioned."""
+    def _placements(self, session, fresh: list[dict], now: datetime) -> list[tuple]:
+        """Where each new signal goes: ``(record, id, status, tier, start, due, autonomy,
+        rule)``, placed by the policy (a suspended model loses its autonomy), with its first
+        window; autonomous ones are already actioned."""
         config = self.ctx.config
         policy, calendar, top = config.governance, config.calendar, config.top_tier
-        version = policy.version
         suspended = set(session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
-        rows = []
+        autonomy_values: dict = {}
+        placed = []
         for r in fresh:
             facts = SignalFacts(r["category"], r["severity"], r["source"], r["kind"], r["area"], r["line"], r["confidence"])
             placement = place(policy, facts, top)
-            autonomy, rule = placement.autonomy.value, placement.rule
+            autonomy = autonomy_values.get(placement.autonomy)
+            if autonomy is None:
+                autonomy = autonomy_values[placement.autonomy] = placement.autonomy.value
+            rule = placement.rule
             if autonomy == AUTONOMOUS and r["source"] in suspended:
                 autonomy, rule = SIGN_OFF, f"{rule} (autonomy suspended)"
-            start = min(r["detected_at"], now)
-            due = deadline(window_for(policy, facts, placement.start_tier), start, calendar)
-            rows.append({**r, "id": new_id(), "ingested_at": now, "status": ACTIONED if autonomy == AUTONOMOUS else OPEN,
-                         "status_epoch": 0, "tier": placement.start_tier, "tier_entered_at": start, "deadline": due,
-                         "first_deadline": due, "autonomy": autonomy, "policy_rule": rule, "policy_version": version,
-                         "updated_at": now, "updated_hlc": stamp})
-        return rows
+            detected = r["detected_at"]
+            start = detected if detected <= now else now  # min(detected, now)
+            tier = placement.start_tier
+            due = deadline(window_for(policy, facts, tier), start, calendar)
+            placed.append((r, new_id(), ACTIONED if autonomy == AUTONOMOUS else OPEN, tier, start, due, autonomy, rule))
+        return placed
+
+
+def _row(placed: tuple, now: datetime, stamp: str, version: str) -> dict:
+    """A new signal's row, column by column."""
+    r, signal_id, status, tier, start, due, autonomy, rule = placed
+    return {**r, "id": signal_id, "ingested_at": now, "status": status, "status_epoch": 0, "tier": tier,
+            "tier_entered_at": start, "deadline": due, "first_deadline": due, "autonomy": autonomy, "policy_rule": rule,
+            "policy_version": version, "updated_at": now, "updated_hlc": stamp}
 
 
 def _autonomous_decision(row: dict, now: datetime, stamp: str) -> dict:
@@ -234,15 +247,27 @@ class _SqliteRows:
             found.update(connection.exec_driver_sql(sql, (source, *chunk)).all())
         return found
 
-    def insert(self, connection, rows: list[dict]) -> None:
-        """Insert placed rows, converting each value once as its column type would."""
+    def insert(self, connection, placed: list[tuple], now: datetime, stamp: str, version: str) -> tuple[list, list[dict]]:
+        """Insert the placed signals; returns their ids and the rows of the autonomous ones."""
         json, json_none = self.json, self.json_none
-        times = _TIMES
-        connection.exec_driver_sql(self.sql, [
-            tuple(row[name].hex if name == "id" else to_db_text(row[name]) if name in times
-                  else (json_none if row[name] is None else json(row[name])) if name == "extra" else row[name]
-                  for name in _COLUMNS)
-            for row in rows
-        ])
-
-
+        now_text = to_db_text(now)
+        ids, autonomous, rows = [], [], []
+        for p in placed:
+            r, signal_id, status, tier, start, due, autonomy, rule = p
+            detected = r["detected_at"]
+            detected_text = to_db_text(detected)
+            due_text = to_db_text(due)
+            extra = r["extra"]
+            rows.append((
+                signal_id.hex, r["external_id"], r["source"], r["model_version"], r["kind"], detected_text, now_text,
+                r["area"], r["line"], r["asset"], r["category"], r["severity"], r["severity_rank"], r["confidence"],
+                r["title"], r["detail"], r["suggested_action"], r["evidence_url"],
+                json_none if extra is None else json(extra), status, 0, tier,
+                detected_text if start is detected else to_db_text(start), due_text,
+                autonomy, rule, version, now_text, stamp, due_text,
+            ))
+            ids.append(signal_id)
+            if autonomy == AUTONOMOUS:
+                autonomous.append(_row(p, now, stamp, version))
+        connection.exec_driver_sql(self.sql, rows)
+        return ids, autonomous
