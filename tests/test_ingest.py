@@ -510,3 +510,20 @@ def test_cli_needs_a_file(run_cli, db_path):
     result = run_cli("--db", db_path, "ingest")
     assert result.returncode == 2
     assert "Missing argument 'FILES...'" in result.stderr
+
+
+@pytest.mark.parametrize(("overrides", "field", "reason"), [
+    ({"confidence": 10**400}, "confidence", "is outside 0..1"),
+    ({"detected_at": "0001-01-01T00:00:00+05:00"}, "detected_at", "'0001-01-01T00:00:00+05:00' is out of range"),
+    ({"title": "a\ud800b"}, "title", "contains an unpaired surrogate (U+D800), which is not valid text"),
+    ({"detail": "x\ud800"}, "detail", "contains an unpaired surrogate (U+D800), which is not valid text"),
+], ids=["huge-confidence", "year-one", "lone-surrogate-title", "lone-surrogate-detail"])
+def test_values_that_used_to_crash_the_run_are_refused_row_by_row(services, db_path, overrides, field, reason):
+    """One bad row is refused with its reason; it never stops the run."""
+    assert refused(services, signal_record(**overrides)) == (field, reason)
+    assert count_signals(db_path) == 0
+
+
+def test_a_signal_without_unknown_fields_stores_sql_null_in_extra(services, db_path):
+    services.ingest.ingest([Row(1, signal_record())], origin="test")
+    assert sqlite3.connect(db_path).execute("SELECT extra IS NULL FROM signal").fetchone() == (1,)

@@ -23,6 +23,8 @@ ID_MAX = 200
 #: C0/C1 control characters other than tab and newline, and the bidirectional overrides
 #: that can make a title read differently from what it contains.
 _HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: Halves of a surrogate pair on their own (a JSON "\ud800" escape): not text at all.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RecordError(ValueError):
@@ -59,6 +61,9 @@ def _text(record: dict, field: str, limit: int, required: bool) -> str | None:
         raise RecordError(field, "must not be blank")
     if len(text) > limit:
         raise RecordError(field, f"is {len(text)} characters; the limit is {limit}")
+    lone = _SURROGATE.search(text)
+    if lone:
+        raise RecordError(field, f"contains an unpaired surrogate (U+{ord(lone.group()):04X}), which is not valid text")
     hidden = _HIDDEN.search(text)
     if hidden and field not in ("detail", "suggested_action"):
         raise RecordError(field, f"contains an invisible control character (U+{ord(hidden.group()):04X})")
@@ -89,7 +94,10 @@ def _time(record: dict, zone: ZoneInfo) -> datetime:
         raise RecordError("detected_at", f"{value!r} is not an ISO 8601 time (e.g. 2026-11-25T06:40:00+01:00)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=zone)
-    return when.astimezone(timezone.utc)
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        raise RecordError("detected_at", f"{value!r} is out of range") from None
 
 
 def _confidence(record: dict) -> float | None:
@@ -102,6 +110,8 @@ def _confidence(record: dict) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         raise RecordError("confidence", f"{value!r} is not a number") from None
+    except OverflowError:
+        raise RecordError("confidence", "is outside 0..1") from None
     if not 0.0 <= number <= 1.0:
         raise RecordError("confidence", f"{value!r} is outside 0..1")
     return number
@@ -119,7 +129,10 @@ def _url(record: dict) -> str | None:
 
 def check_record(record: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """The record as signal payload columns, or RecordError for the first field at fault."""
-    checked = _check_clean(record, plan)
+    try:
+        checked = _check_clean(record, plan)
+    except OverflowError:  # a time at the edge of the calendar: the full check names it
+        checked = None
     if checked is not None:
         return checked
     return _check_each(record, plan)
@@ -143,7 +156,7 @@ _UTC = timezone.utc
 def _clean(value: Any, limit: int) -> bool:
     """True when ``value`` is text ``_text`` returns unchanged for a field it scans."""
     return (type(value) is str and 0 < len(value) <= limit
-            and (value.isprintable() or _HIDDEN.search(value) is None))
+            and (value.isprintable() or (_HIDDEN.search(value) is None and _SURROGATE.search(value) is None)))
 
 
 def _check_clean(record: dict[str, Any], plan: Plan) -> dict[str, Any] | None:
@@ -212,12 +225,12 @@ def _check_clean(record: dict[str, Any], plan: Plan) -> dict[str, Any] | None:
     detail = get("detail")
     if detail is None or detail == "":
         detail = None
-    elif type(detail) is not str or len(detail) > TEXT_MAX:
+    elif type(detail) is not str or len(detail) > TEXT_MAX or _SURROGATE.search(detail):
         return None
     suggested_action = get("suggested_action")
     if suggested_action is None or suggested_action == "":
         suggested_action = None
-    elif type(suggested_action) is not str or len(suggested_action) > TEXT_MAX:
+    elif type(suggested_action) is not str or len(suggested_action) > TEXT_MAX or _SURROGATE.search(suggested_action):
         return None
     evidence_url = get("evidence_url")
     if evidence_url is None or evidence_url == "":

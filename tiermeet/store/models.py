@@ -23,7 +23,8 @@ def _when(**kw: Any) -> Any:
 
 
 def _json(**kw: Any) -> Any:
-    return Field(sa_type=JSON, **kw)
+    # none_as_null: a missing value is SQL NULL, not the JSON text 'null'.
+    return Field(sa_type=JSON(none_as_null=True), **kw)
 
 
 class Person(SQLModel, table=True):

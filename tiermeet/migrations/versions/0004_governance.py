@@ -23,6 +23,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+ACTIVE_IN = "status IN ('open', 'acknowledged', 'actioned')"
+ACTIVE_OR = "(status = 'open' OR status = 'acknowledged' OR status = 'actioned')"
+BOARD_INDEXES = {
+    "ix_signal_board_line": ["tier", "line", "deadline", "severity_rank", "id"],
+    "ix_signal_board_area": ["tier", "area", "deadline", "severity_rank", "id"],
+    "ix_signal_board_plant": ["tier", "deadline", "severity_rank", "id"],
+}
+
+
 def upgrade() -> None:
     op.create_table('model_suspension',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -61,10 +70,20 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('flagged_at', tiermeet.store.types.UTCDateTime(length=26), nullable=True))
         batch_op.create_index('ix_signal_shelved', ['shelved_until'], unique=False, sqlite_where=sa.text("status = 'shelved'"), postgresql_where=sa.text("status = 'shelved'"))
     op.execute("UPDATE signal SET first_deadline = deadline WHERE first_deadline IS NULL")
+    # JSON columns: a missing value is SQL NULL, not the JSON text 'null'.
+    op.execute("UPDATE signal SET extra = NULL WHERE extra = 'null'")
+    op.execute("UPDATE signal SET outcome = NULL WHERE outcome = 'null'")
+    # The board's partial indexes, with the condition spelled as ORs (cheaper per insert).
+    for name, columns in BOARD_INDEXES.items():
+        op.drop_index(name, table_name="signal")
+        op.create_index(name, "signal", columns, sqlite_where=sa.text(ACTIVE_OR), postgresql_where=sa.text(ACTIVE_OR))
 
 
 
 def downgrade() -> None:
+    for name, columns in BOARD_INDEXES.items():
+        op.drop_index(name, table_name="signal")
+        op.create_index(name, "signal", columns, sqlite_where=sa.text(ACTIVE_IN), postgresql_where=sa.text(ACTIVE_IN))
     with op.batch_alter_table('signal', schema=None) as batch_op:
         batch_op.drop_index('ix_signal_shelved', sqlite_where=sa.text("status = 'shelved'"), postgresql_where=sa.text("status = 'shelved'"))
         batch_op.drop_column('flagged_at')
