@@ -145,13 +145,8 @@ def board_below(app) -> BoardScreen:
     return next(s for s in app.screen_stack if isinstance(s, BoardScreen))
 
 
-LIVE_XFAIL = ("the board and the meeting/actions screens share one app.watcher whose changed() is true only once: "
-              "the board underneath keeps polling every second and, when its timer fires first, it takes the change "
-              "and the screen on top never reloads (store/watch.py ChangeWatcher, board.py poll_changes, "
-              "meeting.py tick, actions.py _poll)")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=LIVE_XFAIL)
 @ui_test
 async def test_meeting_agenda_shows_a_signal_raised_during_the_meeting(services, second_kiosk):
     seed_board(services)
@@ -173,7 +168,6 @@ async def test_meeting_agenda_shows_a_signal_raised_during_the_meeting(services,
 @ui_test
 async def test_meeting_agenda_refreshes_from_another_process(services, db_path, tmp_path, monkeypatch):
     seed_board(services)
-    monkeypatch.setattr(BoardScreen, "poll_changes", lambda self: None)  # (see the xfail above: one poller at a time)
     app = make_app(services)
     async with app.run_test(size=SMALL) as pilot:
         await start(pilot)
@@ -214,7 +208,6 @@ async def _open_actions(pilot) -> ActionsScreen:
 @ui_test
 async def test_actions_view_shows_an_action_finished_at_another_kiosk(services, db_path, monkeypatch):
     _board_action(services)
-    monkeypatch.setattr(BoardScreen, "poll_changes", lambda self: None)  # (see the xfail below: one poller at a time)
     app = make_app(services)
     async with app.run_test(size=SMALL) as pilot:
         screen = await _open_actions(pilot)
@@ -225,7 +218,6 @@ async def test_actions_view_shows_an_action_finished_at_another_kiosk(services, 
         assert query(db_path, "SELECT status FROM action")[0][0] == "done"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=LIVE_XFAIL)
 @ui_test
 async def test_actions_view_refreshes_even_when_the_board_polls_first(services, db_path, second_kiosk):
     _board_action(services)

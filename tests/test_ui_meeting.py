@@ -68,7 +68,7 @@ async def open_meeting(pilot, size_badge: str = "100231") -> MeetingScreen:
 
 def agenda(screen: MeetingScreen) -> list[tuple[str, str]]:
     """(section, item) of every agenda line."""
-    return [(row[0], row[1]) for row in table_text(screen.query_one("#agenda", DataTable))]
+    return [(row[0], row[3]) for row in table_text(screen.query_one("#agenda", DataTable))]
 
 
 async def scan(pilot, screen: MeetingScreen, badge: str) -> None:

@@ -7,6 +7,7 @@ import pytest
 from textual.widgets import Input, Select
 
 from conftest import NOW
+from tiermeet.services.requests import Outcome
 from tiermeet.ui.screens.board import BoardScreen
 from tiermeet.ui.screens.decide import DecideDialog
 from tiermeet.ui.screens.prompts import ResolveDialog, TextDialog
@@ -415,19 +416,16 @@ async def test_resolve_with_outcome_numbers_and_bad_numbers_inline(services, db_
 
 
 @ui_test
-async def test_resolving_an_open_signal_is_refused_and_changes_nothing(services, db_path):
+async def test_resolving_an_open_signal_is_refused_before_the_form_opens(services, db_path):
     seed_board(services)
     app = make_app(services)
     async with app.run_test(size=SMALL) as pilot:
-        await start(pilot)
+        board = await start(pilot)
         before = counts(db_path)
-        dialog = await open_dialog(pilot, "r", kind=ResolveDialog)
-        await fill(pilot, "#note", "fixed it")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: error_text(dialog, "form") not in ("", "Saving…"), what="the refusal")
-        message = error_text(dialog, "form")
-        assert "is open; cannot resolve it yet — record a decision first" in message
-        assert app.screen is dialog and dialog.query_one("#note", Input).value == "fixed it"
+        await pilot.press("r")
+        await wait_until(pilot, lambda: notices(app, "error"), what="the refusal")
+        assert "is open; cannot resolve it yet — record a decision first" in notices(app, "error")[-1]
+        assert app.screen is board  # nobody types an outcome only to be told no
         assert counts(db_path) == before
         assert signal_status(db_path, SPINDLE) == ("open", 1)
 
@@ -491,13 +489,12 @@ async def test_reopening_an_open_signal_is_refused(services, db_path):
     seed_board(services)
     app = make_app(services)
     async with app.run_test(size=SMALL) as pilot:
-        await start(pilot)
+        board = await start(pilot)
         before = counts(db_path)
-        dialog = await open_dialog(pilot, "o", kind=TextDialog)
-        await type_text(pilot, "just because")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: error_text(dialog, "form") not in ("", "Saving…"), what="the refusal")
-        assert "only resolved, dismissed or shelved signals can be reopened" in error_text(dialog, "form")
+        await pilot.press("o")
+        await wait_until(pilot, lambda: notices(app, "error"), what="the refusal")
+        assert "only resolved, dismissed or shelved signals can be reopened" in notices(app, "error")[-1]
+        assert app.screen is board
         assert counts(db_path) == before
 
 
@@ -537,9 +534,7 @@ async def test_resolve_refusal_is_visible_at_80x24(services):
     app = make_app(services)
     async with app.run_test(size=SMALL) as pilot:
         await start(pilot)
-        dialog = await open_dialog(pilot, "r", kind=ResolveDialog)
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: error_text(dialog, "form") not in ("", "Saving…"), what="the refusal")
+        dialog = await _resolved_elsewhere_while_the_form_is_open(pilot, services, app)
         assert visible(dialog.query_one("#form-error"))
         save = dialog.query_one("#save")
         save.scroll_visible(animate=False)  # the form scrolls: Save is reachable by mouse and touch too
@@ -579,7 +574,19 @@ async def test_form_refusal_is_on_screen(services):
     app = make_app(services)
     async with app.run_test(size=WIDE) as pilot:
         await start(pilot)
-        dialog = await open_dialog(pilot, "r", kind=ResolveDialog)
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: "cannot resolve it yet" in error_text(dialog, "form"), what="the refusal")
+        dialog = await _resolved_elsewhere_while_the_form_is_open(pilot, services, app)
         assert visible(dialog.query_one("#form-error"))
+
+
+async def _resolved_elsewhere_while_the_form_is_open(pilot, services, app):
+    """Open the resolve form on an actioned signal, then let another kiosk resolve it first."""
+    board = app.screen
+    signal = next(s for s in board.rows if s.title == SPINDLE)
+    services.signals.decide(signal.id, actor="anna", kind="act", rationale="on it")
+    board.after_change()
+    await settle(pilot)
+    dialog = await open_dialog(pilot, "r", kind=ResolveDialog)
+    services.signals.resolve(signal.id, actor="julia", outcome=Outcome(note="done at the other kiosk"))
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: "is resolved; reopen it first" in error_text(dialog, "form"), what="the refusal")
+    return dialog

@@ -11,21 +11,24 @@ from pathlib import Path
 
 
 class ChangeWatcher:
-    """Polls ``data_version`` on a connection of its own."""
+    """Polls ``data_version`` on a connection of its own, for several screens at once:
+    each asker has its own last-seen version, so one screen noticing a change does not
+    hide it from the others."""
 
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._last = self._version()
+        self._start = self._version()
+        self._seen: dict[str, int] = {}
 
     def _version(self) -> int:
         return self._conn.execute("PRAGMA data_version").fetchone()[0]
 
-    def changed(self) -> bool:
-        """True once after each commit made elsewhere."""
+    def changed(self, asker: str) -> bool:
+        """True once per asker after each commit made elsewhere since it last asked."""
         version = self._version()
-        if version == self._last:
+        if version == self._seen.get(asker, self._start):
             return False
-        self._last = version
+        self._seen[asker] = version
         return True
 
     def close(self) -> None:

@@ -9,7 +9,10 @@ beside the form's fields.
 from textual import work
 from textual.binding import Binding
 
-from tiermeet.domain.enums import DecisionKind
+from tiermeet.domain import rights
+from tiermeet.domain.enums import DecisionKind, SignalStatus
+from tiermeet.domain.errors import DomainError
+from tiermeet.domain.lifecycle import next_signal_status
 from tiermeet.domain.refs import short_ref
 from tiermeet.services.requests import ActionSpec, Outcome
 from tiermeet.store.queries import SignalRow
@@ -123,9 +126,23 @@ class TriageMixin:
             )
         self._with_signal(open_dialog)
 
+    def _allowed(self, signal: SignalRow, verb: str, right: str) -> bool:
+        """Say at once when a move will be refused, before anyone types a form."""
+        operator = self.app.operator
+        try:
+            next_signal_status(verb, SignalStatus(signal.status), short_ref("signal", signal.id))
+            rights.check(self.app.services.ctx.config.governance.rights, right, role=operator.role.value,
+                         tier=signal.tier, who=operator.id)
+        except DomainError as exc:
+            self.notify(exc.message, severity="error", timeout=8)
+            return False
+        return True
+
     def action_reopen(self) -> None:
         """Reopen a resolved, dismissed or shelved signal (filter by status to find it)."""
         def open_dialog(signal: SignalRow) -> None:
+            if not self._allowed(signal, "reopen", "reopen"):
+                return
             self.app.push_screen(
                 TextDialog(lambda reason: self.app.services.signals.reopen(signal.id, actor=self.app.operator.id, reason=reason),
                            title=f"Reopen {signal.title}", prompt="Why reopen it?"),
@@ -136,6 +153,9 @@ class TriageMixin:
     def action_resolve(self) -> None:
         """Close the selected signal with its outcome."""
         def open_dialog(signal: SignalRow) -> None:
+            if not self._allowed(signal, "resolve", "close"):
+                return
+
             def save(values: dict) -> None:
                 outcome = Outcome(values["downtime"], values["scrap"], values["yield"], values["note"])
                 self.app.services.signals.resolve(signal.id, actor=self.app.operator.id, outcome=outcome)

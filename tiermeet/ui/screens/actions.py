@@ -49,7 +49,7 @@ class ActionsScreen(Screen):
         self.set_interval(1.0, self._poll)
 
     def _poll(self) -> None:
-        if self.app.watcher.changed():
+        if self.app.watcher.changed(f"{type(self).__name__}-{id(self)}"):
             self.reload()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="actions")

@@ -226,7 +226,7 @@ class BoardScreen(TriageMixin, Screen):
 
     def poll_changes(self) -> None:
         """Reload the rows on screen when anyone committed a change."""
-        if self.app.watcher.changed():
+        if self.app.watcher.changed(f"{type(self).__name__}-{id(self)}"):
             self._load(self.board_scope, self.filters, None, max(PAGE, len(self.rows)), replace_rows=True)
             self._context_loaded = False
 

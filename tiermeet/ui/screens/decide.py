@@ -103,14 +103,15 @@ class DecideDialog(FormDialog):
     def _due_preview(self, event: Input.Changed) -> None:
         if event.value.strip():
             due, text = read_due(event.value, self.now(), self.zone, self.calendar)
-            self.field_error("due", text)
+            self.field_error("due", text, hint=due is not None)
         else:
             self.field_error("due", "")
 
     @on(Input.Changed, "#until")
     def _until_preview(self, event: Input.Changed) -> None:
         if event.value.strip():
-            self.field_error("until", read_due(event.value, self.now(), self.zone, self.calendar)[1])
+            until, text = read_due(event.value, self.now(), self.zone, self.calendar)
+            self.field_error("until", text, hint=until is not None)
 
     @on(Button.Pressed, "#save")
     def _save_pressed(self) -> None:

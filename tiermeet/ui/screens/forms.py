@@ -28,11 +28,13 @@ class FormDialog(ModalScreen[bool]):
         super().__init__()
         self.save = save
 
-    def field_error(self, field: str, message: str) -> None:
-        """Show (or clear, with "") the message beside ``field``."""
+    def field_error(self, field: str, message: str, *, hint: bool = False) -> None:
+        """Show (or clear, with "") the message beside ``field``; a hint (a preview of what
+        was understood) is not drawn as an error."""
         label = self.query_one(f"#{field}-error", Label)
         label.update(message)
         label.set_class(bool(message), "shown")
+        label.set_class(hint, "hint-text")
 
     def form_error(self, message: str) -> None:
         """Show a message for the form as a whole."""

@@ -14,11 +14,15 @@ from tiermeet.domain.errors import DomainError
 from tiermeet.services.views import AgendaItem
 from tiermeet.store.models import Meeting
 from tiermeet.store.queries import SignalRow
-from tiermeet.timefmt import span, time_left
+from tiermeet.timefmt import span
 from tiermeet.ui.errors import explain, explainable
 from tiermeet.ui.screens.prompts import TextDialog
+from tiermeet.ui.screens.board import STATUS_SHORT, left_cell
 from tiermeet.ui.triage import TRIAGE_BINDINGS, TriageMixin
 
+#: Fixed agenda columns (the item text takes the rest) and the attendance panel's width.
+AGENDA_COLUMNS = (("section", "Agenda", 14), ("left", "Left", 10), ("status", "Status", 9))
+ATTENDANCE_WIDTH = 24
 #: Share of the time box after which the timer turns amber.
 AMBER_AT = 0.8
 
@@ -62,6 +66,7 @@ class MeetingScreen(TriageMixin, Screen):
         super().__init__()
         self.meeting = meeting
         self.items: list[AgendaItem] = []
+        self._item_width = 0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="meeting-top"):
@@ -69,7 +74,7 @@ class MeetingScreen(TriageMixin, Screen):
             yield Static(id="timer")
         with Horizontal(id="meeting-main"):
             with Vertical(id="attendance"):
-                yield Label("Attendance — scan badges", classes="field-label")
+                yield Label("Attendance: badge", classes="field-label")
                 yield Input(placeholder="badge or name", id="badge")
                 yield Label("", id="badge-error", classes="field-error")
                 yield Static(id="attendees")
@@ -83,19 +88,33 @@ class MeetingScreen(TriageMixin, Screen):
         self.query_one("#meeting-title", Static).update(
             f"[b]Meeting[/] · Tier {self.meeting.tier} {tier.name if tier else ''} · {self.meeting.scope} · "
             f"facilitator {self.app.operator.name if self.app.operator else ''}")
-        table = self.query_one(DataTable)
-        for key, label in (("section", "Agenda"), ("item", "Item"), ("left", "Left"), ("status", "Status")):
-            table.add_column(label, key=key)
+        self._layout_columns()
         self.tick()
         self.set_interval(1.0, self.tick)
         self.reload()
         self.query_one(DataTable).focus()
 
+    def on_resize(self) -> None:
+        if self._layout_columns():
+            self.reload()
+
+    def _layout_columns(self) -> bool:
+        """Give the item text what the other columns and attendance leave; True if changed."""
+        width = max(24, self.size.width - ATTENDANCE_WIDTH - sum(w for _k, _l, w in AGENDA_COLUMNS) - 2 * 4 - 6)
+        if width == self._item_width:
+            return False
+        self._item_width = width
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        for key, label, fixed in (*AGENDA_COLUMNS, ("item", "Item", width)):
+            table.add_column(label, key=key, width=fixed)
+        return True
+
     def tick(self) -> None:
         """Advance the time box."""
         elapsed = (self.app.now() - self.meeting.started_at).total_seconds()
         self.query_one("#timer", Static).update(timer_text(elapsed, self.meeting.timebox_minutes))
-        if self.app.watcher.changed():
+        if self.app.watcher.changed(f"{type(self).__name__}-{id(self)}"):
             self.reload()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="agenda")
@@ -116,12 +135,12 @@ class MeetingScreen(TriageMixin, Screen):
         for n, item in enumerate(items):
             if item.signal is not None:
                 s = item.signal
-                table.add_row(item.section, f"{s.severity.upper()} {s.title} ({s.line or s.area})",
-                              time_left(s.deadline, now), s.status, key=f"{n}")
+                table.add_row(item.section, left_cell(s, now), STATUS_SHORT[s.status],
+                              f"{s.severity.upper()} {s.title} ({s.line or s.area})", key=f"{n}")
             else:
                 a = item.action.action
-                table.add_row(item.section, f"{a.title} — {item.action.owner_name}",
-                              Text(f"late {span(now - a.due_at)}", style="red"), a.status.replace("_", " "), key=f"{n}")
+                table.add_row(item.section, Text(f"late {span(now - a.due_at).replace(' ', '')}", style="bold red"),
+                              a.status.replace("_", " "), f"{a.title} — {item.action.owner_name}", key=f"{n}")
         self.items = items
         if items:
             table.move_cursor(row=min(cursor, len(items) - 1))
