@@ -304,7 +304,8 @@ async def test_detail_pane_tells_the_selected_signals_story(services):
         signal = next(s for s in board.rows if s.title == "Spindle vibration rising on SP-104")
         services.comments.add("signal", signal.id, actor="hana", body="Bearing noise heard on the night shift")
         await cursor_to(pilot, "Spindle vibration rising on SP-104")
-        await settle(pilot)
+        await wait_until(pilot, lambda: "Bearing noise" in text_of(board.query_one("#detail-text")),
+                         what="the story, once the cursor rests")
         detail = text_of(board.query_one("#detail-text"))
         assert "Spindle vibration rising on SP-104" in detail
         assert "Suggested action: Check bearing preload" in detail

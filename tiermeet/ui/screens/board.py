@@ -37,6 +37,8 @@ COLUMNS = (("sev", "Sev", 4), ("left", "Left", 10), ("status", "Status", 9), ("c
            ("where", "Line/asset", 12), ("title", "Title", None), ("source", "Source", 18), ("age", "Age", 7))
 FIXED = sum(w for _k, _l, w in COLUMNS if w) + 2 * len(COLUMNS)
 MIN_TITLE = 24
+#: Seconds the cursor must rest on a row before its story is loaded.
+STORY_DELAY = 0.15
 #: Width of the detail pane beside the board on wide screens (tiermeet.tcss says the same).
 DETAIL_WIDTH = 56
 
@@ -91,6 +93,7 @@ class BoardScreen(TriageMixin, Screen):
         self._sources: list[str] = []
         self.suspended: list[str] = []
         self._title_width = 0
+        self._story_timer = None
 
     # ----- layout -----
     def compose(self) -> ComposeResult:
@@ -274,7 +277,14 @@ class BoardScreen(TriageMixin, Screen):
         self.show_detail()
 
     def show_detail(self) -> None:
-        """Load the selected signal's story into the detail pane."""
+        """Load the selected signal's story once the cursor rests: scrolling through the
+        board costs no queries."""
+        if self._story_timer is not None:
+            self._story_timer.stop()
+        self._story_timer = self.set_timer(STORY_DELAY, self._show_selected_story)
+
+    def _show_selected_story(self) -> None:
+        self._story_timer = None
         signal = self.selected
         if signal is None:
             self.query_one(SignalDetail).show(None, self.app.now(), self.app.zone)
