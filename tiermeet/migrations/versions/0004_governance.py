@@ -71,8 +71,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_signal_shelved', ['shelved_until'], unique=False, sqlite_where=sa.text("status = 'shelved'"), postgresql_where=sa.text("status = 'shelved'"))
     op.execute("UPDATE signal SET first_deadline = deadline WHERE first_deadline IS NULL")
     # JSON columns: a missing value is SQL NULL, not the JSON text 'null'.
-    op.execute("UPDATE signal SET extra = NULL WHERE extra = 'null'")
-    op.execute("UPDATE signal SET outcome = NULL WHERE outcome = 'null'")
+    op.execute("UPDATE signal SET extra = NULL WHERE CAST(extra AS TEXT) = 'null'")
+    op.execute("UPDATE signal SET outcome = NULL WHERE CAST(outcome AS TEXT) = 'null'")
     # The board's partial indexes, with the condition spelled as ORs (cheaper per insert).
     for name, columns in BOARD_INDEXES.items():
         op.drop_index(name, table_name="signal")
