@@ -96,6 +96,13 @@ class Services:
         return GovernanceService(self.ctx)
 
     @cached_property
+    def report(self):
+        """The governance report: the metrics, computed in the database."""
+        from tiermeet.services.reports import ReportService
+
+        return ReportService(self.ctx)
+
+    @cached_property
     def minutes(self):
         """Meeting minutes."""
         from tiermeet.services.minutes import MinutesService

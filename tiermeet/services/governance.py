@@ -19,7 +19,7 @@ from tiermeet.domain.errors import DomainError
 from tiermeet.domain.refs import short_ref
 from tiermeet.services.context import Context
 from tiermeet.services.lookup import load_record
-from tiermeet.services.signals import context_packets, deadline_at_tier, fields_of, require_text
+from tiermeet.services.signals import context_packets, deadline_at_tier, fields_of, lifecycle_image, require_text
 from tiermeet.services.unit import new_id
 from tiermeet.store.queries import ACTIVE_SQL
 from tiermeet.store.models import Decision, DecisionReview, Escalation, ModelSuspension, Signal
@@ -74,35 +74,40 @@ class GovernanceService:
                 .order_by(Signal.shelved_until).limit(BATCH)))
             if not breached and not shelved:
                 return False
-            stamp = tx.stamp()
             to_escalate = [s for s in breached if s.tier < top]
             packets = context_packets(tx.session, to_escalate, at)
-            escalations = []
             for signal in to_escalate:
+                before = lifecycle_image(signal)
+                stamp = tx.stamp()
                 escalation = Escalation(id=new_id(), signal_id=signal.id, from_tier=signal.tier, to_tier=signal.tier + 1,
                                         reason=BREACH_REASON.format(tier=signal.tier), automatic=True, raised_by=SWEEP_ACTOR,
                                         raised_at=at, context=packets[signal.id], hlc=stamp)
-                escalations.append(escalation)
+                tx.session.add(escalation)
                 signal.tier += 1
                 signal.status = SignalStatus.OPEN.value
                 signal.tier_entered_at = at
                 signal.acknowledged_at = signal.acknowledged_by = None
                 signal.deadline = deadline_at_tier(self.ctx.config, signal, signal.tier, at)
                 signal.updated_at, signal.updated_hlc = at, stamp
-            tx.session.add_all(escalations)
+                tx.record(entity="signal", entity_id=signal.id, op="escalate", mutation="signal.escalate",
+                          args={"escalation": fields_of(escalation)}, before=before, after=lifecycle_image(signal), stamp=stamp)
             flagged = [s for s in breached if s.tier >= top and s not in to_escalate]
             for signal in flagged:
-                signal.flagged_at, signal.updated_at, signal.updated_hlc = at, at, stamp
+                # A local flag for the plant's own review; the sync protocol does not carry it.
+                signal.flagged_at, signal.updated_at = at, at
+                tx.audit_only(entity="signal", entity_id=signal.id, op="flag", after={"flagged_at": at, "tier": signal.tier})
             for signal in shelved:
+                before = lifecycle_image(signal)
                 signal.status = SignalStatus.OPEN.value
+                signal.status_epoch += 1
                 signal.tier_entered_at = at
                 signal.deadline = deadline_at_tier(self.ctx.config, signal, signal.tier, at)
-                signal.updated_at, signal.updated_hlc = at, stamp
-            tx.record(entity="signal", entity_id=(breached or shelved)[0].id, op="sweep", mutation="signal.sweep",
-                      args={"at": at, "escalations": [fields_of(e) for e in escalations],
-                            "flagged": [s.id for s in flagged], "unshelved": [s.id for s in shelved]},
-                      after={"escalated": len(escalations), "flagged": len(flagged), "unshelved": len(shelved)},
-                      stamp=stamp)
+                signal.updated_at = at
+                # Back from shelving is a reopen as far as sync is concerned: a new status epoch.
+                signal.updated_hlc = tx.record(
+                    entity="signal", entity_id=signal.id, op="unshelve", mutation="signal.reopen",
+                    args={"signal_id": signal.id, "expected_epoch": before["status_epoch"], "reason": "shelving ended"},
+                    before=before, after=lifecycle_image(signal))
             report.escalated += [s.id for s in to_escalate]
             report.flagged += [s.id for s in flagged]
             report.unshelved += [s.id for s in shelved]
@@ -129,8 +134,8 @@ class GovernanceService:
             stamp = tx.stamp()
             row = ModelSuspension(id=new_id(), source=source, suspended_by=tx.actor, suspended_at=tx.now, reason=reason, hlc=stamp)
             tx.session.add(row)
-            tx.record(entity="model", entity_id=source, op="suspend", mutation="model.suspend", args=fields_of(row),
-                      after={"source": source, "reason": reason}, stamp=stamp)
+            # The kill switch is this plant's own setting; the sync protocol does not carry it yet.
+            tx.audit_only(entity="model", entity_id=source, op="suspend", after={"source": source, "reason": reason})
             return row
 
     def resume(self, source: str, *, actor: str, reason: str) -> ModelSuspension:
@@ -143,9 +148,8 @@ class GovernanceService:
             if row is None:
                 raise DomainError(f"{source}'s autonomy is not suspended")
             row.resumed_by, row.resumed_at, row.resume_reason = tx.actor, tx.now, reason
-            row.hlc = tx.record(entity="model", entity_id=source, op="resume", mutation="model.resume",
-                                args={"suspension_id": row.id, "resumed_at": tx.now, "reason": reason},
-                                after={"source": source, "reason": reason})
+            row.hlc = tx.stamp()
+            tx.audit_only(entity="model", entity_id=source, op="resume", after={"source": source, "reason": reason})
             return row
 
     # ----- reviews of autonomous decisions -----
@@ -169,11 +173,18 @@ class GovernanceService:
                                     note=note.strip(), meeting_id=meeting_id, hlc=stamp)
             tx.session.add(review)
             signal = tx.session.get(Signal, decision.signal_id)
+            tx.audit_only(entity="signal", entity_id=signal.id, op=f"review:{outcome}",
+                          after={"decision_id": decision.id, "outcome": outcome, "note": review.note})
             if outcome == "overturned" and signal.status == SignalStatus.ACTIONED.value:
+                # The signal comes back for a person: to sync, a reopen into a new status epoch.
+                before = lifecycle_image(signal)
                 signal.status = SignalStatus.OPEN.value
+                signal.status_epoch += 1
                 signal.tier_entered_at = tx.now
                 signal.deadline = deadline_at_tier(self.ctx.config, signal, signal.tier, tx.now)
                 signal.updated_at, signal.updated_hlc = tx.now, stamp
-            tx.record(entity="signal", entity_id=signal.id, op=f"review:{outcome}", mutation="decision.review",
-                      args=fields_of(review), after={"decision_id": decision.id, "outcome": outcome}, stamp=stamp)
+                tx.record(entity="signal", entity_id=signal.id, op="reopen", mutation="signal.reopen",
+                          args={"signal_id": signal.id, "expected_epoch": before["status_epoch"],
+                                "reason": f"AI decision overturned: {review.note}"},
+                          before=before, after=lifecycle_image(signal), stamp=stamp)
             return review

@@ -111,6 +111,9 @@ class IngestService:
             decisions = [_autonomous_decision(row, tx.now, stamp) for row in autonomous]
             if decisions:
                 connection.execute(insert(Decision.__table__), decisions)
+                for decision in decisions:  # each model decision in its signal's own history
+                    tx.audit_only(entity="signal", entity_id=decision["signal_id"], op="decide:act",
+                                  after={"decision_id": decision["id"], "by": decision["decided_by"]})
             tx.record(entity="signal", entity_id=ids[0], op="ingest", mutation="signal.ingest",
                       args={"signal_ids": ids, "autonomous_decisions": [d["id"] for d in decisions]},
                       after={"origin": origin, "count": len(ids), "last_id": jsonable(ids[-1]), "autonomous": len(decisions)},

@@ -249,11 +249,13 @@ class SignalService:
             signal = load_signal(tx.session, key)
             before = lifecycle_image(signal)
             signal.status = self._move(tx, signal, "unshelve")
+            signal.status_epoch += 1  # back from shelving: a new status epoch, like a reopen
             signal.shelved_until = None
             signal.tier_entered_at = tx.now
             signal.deadline = deadline_at_tier(self.ctx.config, signal, signal.tier, tx.now)
-            stamp = tx.record(entity="signal", entity_id=signal.id, op="unshelve", mutation="signal.unshelve",
-                              args={"signal_id": signal.id}, before=before, after=lifecycle_image(signal))
+            stamp = tx.record(entity="signal", entity_id=signal.id, op="unshelve", mutation="signal.reopen",
+                              args={"signal_id": signal.id, "expected_epoch": before["status_epoch"], "reason": "unshelved"},
+                              before=before, after=lifecycle_image(signal))
             self._touch(tx, signal, stamp)
             return signal
 

@@ -1,0 +1,770 @@
+"""The governance report: the metrics of ``tiermeet.domain.metrics``, computed in SQL.
+
+``tiermeet.domain.metrics`` defines every number over plain records; this module gets the
+same numbers by aggregating in the database (a property test holds the two equal on
+random histories), so a report over a million signals reads a few thousand grouped rows
+instead of a million objects.
+
+How it stays fast. SQLite groups by sorting, and sorting a million rows on several text
+columns costs seconds, so each big query first folds everything a row is grouped on —
+model, area, line, category, tier, the counting flags, the trend day — into ONE integer
+(dimension values are numbered from the skip-scanned list of models and the plant's
+config) and groups on that; Python decodes the few thousand groups. Three read
+connections run the signal pass, the decision pass and the response times side by side
+on one snapshot. Response times need an order: the database filters and computes the
+durations in one pass and the two columns are sorted once each to read the nearest
+ranks (to the millisecond, as the stored times go through julianday()).
+
+What is counted
+    The report covers the signals DETECTED in ``[since, until)`` (either end open),
+    optionally only those whose FIRST window was at ``tier`` (the tier the policy placed
+    them at), on ``line`` or from ``source``. Decisions, reviews, escalations and
+    outcomes are those of the covered signals. ``as_of`` (default: now) is the moment
+    windows are judged against. Overdue actions are a state at ``as_of``, not a history:
+    ``since``/``until`` do not narrow them; ``tier``/``line``/``source`` do, through the
+    action's signal (actions without a signal then drop out).
+
+The dict it returns; the keys are stable (new keys may be added, none renamed or
+dropped without raising ``report``). Times are ISO 8601 UTC text, rates 0..1 or null
+when nothing counts yet, durations in minutes or hours as named.
+
+``report``
+    Version of this layout (1).
+``generated_at``, ``as_of``, ``plant``, ``policy_version``
+    When the report was made, the moment windows are judged at, the plant id and the
+    version of the policy in force now.
+``filters``
+    ``since``, ``until``, ``tier``, ``line``, ``source`` as asked (null: not narrowed).
+``signals``
+    ``total`` covered; ``autonomous`` (placed under an autonomous rule, not suspended);
+    ``placed_up`` (an escalate rule put them straight at a higher tier: not an
+    escalation); ``acknowledged`` and ``decided`` (have a first acknowledgement / a
+    person's decision); ``flagged`` (window breached at the top tier);
+    ``resolved_with_outcome``.
+``acted_within_window``
+    ``acted``, ``closed``, ``rate`` over all covered signals, then ``by_tier`` (start
+    tier), ``by_line`` (``area`` and ``line``; ``line`` null for area-level signals),
+    ``by_category`` and ``by_model`` (``source``): lists of the same three numbers.
+``response_times``
+    ``ack_median_min``, ``ack_p90_min``, ``decide_median_min``, ``decide_p90_min``
+    (nearest-rank, minutes from detection) and the counts they are over,
+    ``acknowledged`` and ``decided``.
+``escalations``
+    ``escalated_signals`` (escalated at least once) and ``rate`` (÷ all covered
+    signals); ``total`` escalation steps, of which ``automatic`` (the sweep) and
+    ``manual`` (a person); ``flagged_at_top_tier``; ``sources``: per ``from_tier``,
+    ``area`` and ``line``, the ``automatic``, ``manual`` and ``total`` steps, busiest
+    first.
+``models``
+    Per ``source``: ``volume``; ``decided`` (a person's decisions); ``acted`` (a
+    person's act/monitor decisions) and ``action_rate`` (÷ volume);
+    ``false_positives`` and ``false_positive_rate`` (÷ decided); ``escalated``;
+    ``autonomous_decisions``, ``reviewed``, ``overturned`` and ``overturn_rate``
+    (÷ reviewed); ``shelved_hours`` (time its signals spent shelved: from each shelve
+    decision to the earliest of its end, an earlier unshelve or reopen, and ``as_of``);
+    ``suspended`` (its autonomy is suspended now).
+``bad_actors``
+    Sources ranked by false-positive rate among those with at least 10 decisions.
+``automation_bias``
+    ``share`` and ``min_decisions`` (the thresholds) and ``flagged``: per ``person``
+    (id, with ``name``), ``decisions``, ``agreeing`` (act or monitor) and ``share``.
+``overdue_actions``
+    Per ``owner`` (id, with ``name``): ``overdue`` (open or in progress, due before
+    ``as_of``) and ``oldest_due_at``; most first.
+``outcomes``
+    ``by_model`` (``source``) and ``by_line`` (``area``, ``line``): ``resolved`` (with
+    an outcome), ``downtime_minutes_avoided`` and ``scrap_avoided`` (sums of the values
+    given) and ``yield_effect_mean`` (mean of the values given); null when none given.
+``trend``
+    ``from`` and ``to`` (plant-local dates) and ``days``: per local day of detection,
+    ``day``, ``signals`` (detected), ``closed``, ``acted`` and ``rate`` as above. It
+    covers ``since`` (or 27 days before ``as_of``) to ``until`` (or ``as_of``), at most
+    400 days, every day listed even when empty.
+"""
+
+import math
+import os
+import queue
+import sqlite3
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, closing
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from tiermeet.domain import metrics
+from tiermeet.domain.enums import Category
+from tiermeet.services.context import Context
+from tiermeet.store.queries import connect_read
+
+REPORT_VERSION = 1
+TREND_DAYS = 28
+TREND_MAX_DAYS = 400
+#: Most read connections (and threads) one report uses; tables smaller than CHUNK_MIN_ROWS
+#: are read in one go.
+MAX_WORKERS = 8
+CHUNK_MIN_ROWS = 50_000
+UTC = timezone.utc
+DAY_MS = 86_400_000
+
+#: The tier a signal's first window was at: where its first escalation started, else
+#: where it is (signals only move up, one tier per escalation).
+ESCALATED_FROM = "(SELECT min(e.from_tier) FROM escalation e WHERE e.signal_id = s.id)"
+START_TIER = f"coalesce({ESCALATED_FROM}, s.tier)"
+FIRST_DEADLINE = "coalesce(s.first_deadline, s.deadline)"
+#: The signal id as the audit log writes it (dashed), from the stored 32 hex digits.
+DASHED_SIGNAL_ID = ("substr(d.signal_id, 1, 8) || '-' || substr(d.signal_id, 9, 4) || '-' || substr(d.signal_id, 13, 4)"
+                    " || '-' || substr(d.signal_id, 17, 4) || '-' || substr(d.signal_id, 21)")
+
+# Bits of a signal's counting flags (packed into its group key).
+CLOSED, ACTED, ACKED, DECIDED, FLAGGED, AUTONOMOUS, PLACED_UP, OUTCOME = (1 << i for i in range(8))
+ESC_SHIFT = 8  # three bits: the tier of the first escalation, 0 for none
+FLAG_SPAN = 1 << 11
+TIER_SPAN = 8
+KINDS = ("act", "monitor", "dismiss", "shelve", "escalate")  # numbered from 1; 0 is anything else
+DISPOSITIONS = ("false_positive", "duplicate", "not_actionable")
+REVIEWS = ("confirmed", "overturned")
+#: A review as numbered in a decision's group key: none, something unexpected, then REVIEWS.
+REVIEW_CODES = (None, "other", *REVIEWS)
+#: Who made a decision: a person (with the person table's row number), a model, the system.
+PERSON, MODEL, SYSTEM, UNKNOWN_PERSON = range(4)
+
+
+def to_db_text(value: datetime) -> str:
+    """A time as the database stores it (the text of ``tiermeet.store.types.UTCDateTime``:
+    naive UTC, microseconds), without loading the ORM."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: times need a time zone")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+def _iso(value: "datetime | str | None") -> str | None:
+    """An aware datetime or stored UTC text → ISO 8601 UTC with a Z."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return metrics.rate(numerator, denominator)
+
+
+def _case(column: str, values: list, *, start: int = 1) -> str:
+    """SQL numbering ``values`` of ``column`` from ``start``; anything else is 0."""
+    if not values:
+        return "0"
+    branches = " ".join(f"WHEN {_literal(v)} THEN {i}" for i, v in enumerate(values, start))
+    return f"(CASE {column} {branches} ELSE 0 END)"
+
+
+def _literal(value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> tuple[timedelta, list[tuple[datetime, timedelta]]]:
+    """The zone's UTC offset at ``start`` and each (moment, new offset) change up to ``end``,
+    found to the second (hourly steps, then halving)."""
+    step = timedelta(hours=1)
+    at = start
+    offset = first = at.astimezone(zone).utcoffset()
+    changes = []
+    while at < end:
+        after = at + step
+        new = after.astimezone(zone).utcoffset()
+        if new != offset:
+            low, high = at, after  # the change is in (low, high]
+            while high - low > timedelta(seconds=1):
+                mid = low + (high - low) / 2
+                if mid.astimezone(zone).utcoffset() == offset:
+                    low = mid
+                else:
+                    high = mid
+            changes.append((high, new))
+            offset = new
+        at = after
+    return first, changes
+
+
+def local_day_sql(column: str, zone: ZoneInfo, start: datetime, end: datetime, first_day: date) -> str:
+    """SQL for the plant-local day of ``column`` (stored UTC text) as a number: 1 for
+    ``first_day``, 2 for the day after…, exact between ``start`` and ``end``. The zone's
+    offset is piecewise constant, so the expression is a CASE over the offset changes in
+    the range (two a year where clocks change), in integer milliseconds."""
+    first, changes = offset_changes(zone, start - timedelta(days=1), end + timedelta(days=1))
+    ms = lambda offset: int(offset.total_seconds() * 1000)  # noqa: E731
+    if changes:
+        branches = " ".join(f"WHEN {column} < '{to_db_text(at)}' THEN {ms(before)}"
+                            for (at, _new), before in zip(changes, [first, *(new for _at, new in changes)]))
+        offset_sql = f"(CASE {branches} ELSE {ms(changes[-1][1])} END)"
+    else:
+        offset_sql = str(ms(first))
+    # The Julian day number of a local date is floor(JD(UTC instant) + offset + ½ day).
+    jdn_first = first_day.toordinal() + 1_721_425
+    return (f"((CAST(round(julianday({column}) * {DAY_MS}) AS INTEGER) + {offset_sql} + {DAY_MS // 2}) / {DAY_MS}"
+            f" - {jdn_first - 1})")
+
+
+@dataclass(frozen=True)
+class Group:
+    """Signals that share every dimension the report splits by, and their counts."""
+
+    source: str
+    area: str
+    line: str | None
+    category: str
+    tier: int
+    flags: int
+    day: int  # 1-based trend day, 0 outside the trend
+    n: int
+    downtime: float
+    downtime_n: int
+    scrap: float
+    scrap_n: int
+    yield_sum: float
+    yield_n: int
+
+    @property
+    def escalated_from(self) -> int | None:
+        return (self.flags >> ESC_SHIFT) or None
+
+    @property
+    def start_tier(self) -> int:
+        return self.escalated_from or self.tier
+
+    def has(self, flag: int) -> int:
+        """``n`` if the group has ``flag``, else 0."""
+        return self.n if self.flags & flag else 0
+
+
+@dataclass(frozen=True)
+class DecisionGroup:
+    """Decisions that share model, maker, kind, disposition and review."""
+
+    source: str
+    maker: int  # PERSON, MODEL, SYSTEM or UNKNOWN_PERSON
+    person: str | None
+    kind: str | None
+    disposition: str | None
+    review: str | None
+    n: int
+
+
+class ReportService:
+    """The governance report, read in one snapshot of the database."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def report(self, since: datetime | None = None, until: datetime | None = None, tier: int | None = None,
+               line: str | None = None, source: str | None = None, as_of: datetime | None = None) -> dict:
+        """Every governance metric for the signals the filters cover (see the module docstring)."""
+        for name, value in (("since", since), ("until", until), ("as_of", as_of)):
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} needs a time zone")
+        as_of = (as_of or self.ctx.clock.now()).astimezone(UTC)
+        config = self.ctx.config
+        zone = ZoneInfo(config.plant.timezone)
+        trend_from, trend_to = _trend_days(since, until, as_of, zone)
+        trend_start = datetime.combine(trend_from, time(0), zone).astimezone(UTC)
+        trend_end = datetime.combine(trend_to + timedelta(days=1), time(0), zone).astimezone(UTC)
+        where, params = _where(since, until, tier, line, source)
+        params |= {"as_of": to_db_text(as_of), "trend_start": to_db_text(trend_start), "trend_end": to_db_text(trend_end)}
+        day_sql = local_day_sql("s.detected_at", zone, trend_start, trend_end, trend_from)
+        with _Readers(self.ctx.db_path) as readers:
+            first = readers.main
+            dims = _Dims.of(config, [row[0] for row in first.execute(SOURCES_SQL)])
+            signal_chunks = readers.chunks("signal")
+            decisions_first = where == "1"  # unfiltered: read decisions in order, look up each one's model
+            decision_chunks = readers.chunks("decision") if decisions_first else signal_chunks
+            groups_jobs = [readers.submit(_signal_rows, dims, where, params | chunk, day_sql) for chunk in signal_chunks]
+            decision_jobs = [readers.submit(_decision_rows, dims, where, params | chunk, decisions_first)
+                             for chunk in decision_chunks]
+            times_jobs = [readers.submit(_duration_rows, where, params | chunk) for chunk in signal_chunks]
+            shelved_job = readers.submit(_shelved_days, where, params)
+            groups = _signal_groups(dims, [job.result() for job in groups_jobs])
+            if groups is None:  # a value the numbering did not know: group on the text itself
+                groups = [Group(*row) for row in first.execute(_signal_text_sql(where, day_sql), params)]
+            decisions = _decision_groups(first, dims, where, params, [job.result() for job in decision_jobs])
+            times = _response_times([job.result() for job in times_jobs])
+            escalations = first.execute(_escalation_sql(where), params).fetchall()
+            overdue = first.execute(_overdue_sql(tier, line, source), params).fetchall()
+            suspended = {row[0] for row in first.execute("SELECT source FROM model_suspension WHERE resumed_at IS NULL")}
+            shelved = shelved_job.result()
+        names = {p.id: p.name for p in config.people}
+        totals = _signal_totals(groups)
+        models = _models(groups, decisions, shelved, suspended)
+        return {
+            "report": REPORT_VERSION,
+            "generated_at": _iso(datetime.now(UTC)),
+            "as_of": _iso(as_of),
+            "plant": config.plant.id,
+            "policy_version": config.governance.version,
+            "filters": {"since": _iso(since), "until": _iso(until), "tier": tier, "line": line, "source": source},
+            "signals": totals,
+            "acted_within_window": _acted(groups),
+            "response_times": times,
+            "escalations": _escalations(groups, escalations, totals),
+            "models": models,
+            "bad_actors": metrics.bad_actors({m["source"]: m for m in models}),
+            "automation_bias": _automation_bias(decisions, names),
+            "overdue_actions": [{"owner": owner, "name": names.get(owner, owner), "overdue": n, "oldest_due_at": _iso(oldest)}
+                                for owner, n, oldest in overdue],
+            "outcomes": _outcomes(groups),
+            "trend": _trend(groups, trend_from, trend_to),
+        }
+
+
+# ----- connections -----
+def _connect(path) -> sqlite3.Connection:
+    conn = connect_read(path)
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA mmap_size=2147418112")  # read pages in place rather than copying them
+    return conn
+
+
+class _Readers:
+    """Read connections on one snapshot: ``main`` for the calling thread and one per
+    worker thread. The big passes are cut into rowid ranges that run side by side (SQLite
+    runs a statement on one core)."""
+
+    def __init__(self, path, workers: int | None = None) -> None:
+        self.path = path
+        self.workers = workers or min(MAX_WORKERS, max(2, os.cpu_count() or 2))
+
+    def __enter__(self) -> "_Readers":
+        self._stack = ExitStack()
+        conns = [self._stack.enter_context(closing(_connect(self.path))) for _ in range(self.workers + 1)]
+        _same_snapshot(conns)
+        self.main = conns[0]
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        for conn in conns[1:]:
+            self._idle.put(conn)
+        self._pool = self._stack.enter_context(ThreadPoolExecutor(max_workers=self.workers))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def submit(self, fn, *args):
+        """Run ``fn(conn, *args)`` on a free connection in a worker thread."""
+        def run():
+            conn = self._idle.get()
+            try:
+                return fn(conn, *args)
+            finally:
+                self._idle.put(conn)
+        return self._pool.submit(run)
+
+    def chunks(self, table: str) -> list[dict]:
+        """``{"lo": …, "hi": …}`` rowid ranges covering ``table``, a few per worker."""
+        lo, hi = self.main.execute(f"SELECT min(rowid), max(rowid) FROM {table}").fetchone()
+        if lo is None:
+            return [{"lo": 0, "hi": -1}]
+        parts = self.workers * 2 if hi - lo > CHUNK_MIN_ROWS else 1
+        step = (hi - lo) // parts + 1
+        return [{"lo": start, "hi": min(hi, start + step - 1)} for start in range(lo, hi + 1, step)]
+
+
+def _same_snapshot(conns: list[sqlite3.Connection], attempts: int = 20) -> None:
+    """Open a read transaction on each connection such that all see the same commit:
+    every change appends to the audit log and the outbox, so equal last rows there mean
+    one snapshot."""
+    for _ in range(attempts):
+        seen = set()
+        for conn in conns:
+            conn.execute("BEGIN")
+            seen.add(conn.execute("SELECT max(rowid), (SELECT max(seq) FROM outbox) FROM audit_log").fetchone())
+        if len(seen) == 1:
+            return
+        for conn in conns:
+            conn.execute("ROLLBACK")
+    raise sqlite3.OperationalError("the database kept changing while the report opened its snapshot; try again")
+
+
+# ----- SQL -----
+#: Every model with signals, by skip-scanning the (source, external_id) index.
+SOURCES_SQL = """
+    WITH RECURSIVE src(s) AS (SELECT min(source) FROM signal
+        UNION ALL SELECT (SELECT min(source) FROM signal WHERE source > src.s) FROM src WHERE src.s IS NOT NULL)
+    SELECT s FROM src WHERE s IS NOT NULL"""
+
+
+def _where(since, until, tier, line, source) -> tuple[str, dict]:
+    """The WHERE clause on ``signal s`` for the filters, with its parameters."""
+    clauses, params = ["1"], {}
+    if since is not None:
+        clauses.append("s.detected_at >= :since")
+        params["since"] = to_db_text(since)
+    if until is not None:
+        clauses.append("s.detected_at < :until")
+        params["until"] = to_db_text(until)
+    if line is not None:
+        clauses.append("s.line = :line")
+        params["line"] = line
+    if source is not None:
+        clauses.append("s.source = :source")
+        params["source"] = source
+    if tier is not None:
+        clauses.append(f"{START_TIER} = :tier")
+        params["tier"] = tier
+    return " AND ".join(clauses), params
+
+
+@dataclass(frozen=True)
+class _Dims:
+    """How dimension values are numbered inside group keys."""
+
+    sources: list[str]
+    areas: list[str]
+    lines: list[str]
+    categories: list[str]
+
+    @classmethod
+    def of(cls, config, sources: list[str]) -> "_Dims":
+        return cls(sources, [a.id for a in config.areas], [ln.id for a in config.areas for ln in a.lines],
+                   [c.value for c in Category])
+
+
+def _flags_sql() -> str:
+    closed = f"(s.autonomy != 'autonomous' AND {FIRST_DEADLINE} <= :as_of)"
+    return (f"({closed} * {CLOSED}"
+            f" + coalesce({closed} AND s.first_decided_at <= {FIRST_DEADLINE}, 0) * {ACTED}"
+            f" + (s.first_acknowledged_at IS NOT NULL) * {ACKED} + (s.first_decided_at IS NOT NULL) * {DECIDED}"
+            f" + (s.flagged_at IS NOT NULL) * {FLAGGED} + (s.autonomy = 'autonomous') * {AUTONOMOUS}"
+            f" + (s.autonomy = 'escalate') * {PLACED_UP}"
+            f" + (s.resolved_at IS NOT NULL AND s.outcome IS NOT NULL) * {OUTCOME}"
+            f" + coalesce({ESCALATED_FROM}, 0) * {1 << ESC_SHIFT})")
+
+
+def _signal_rows(conn: sqlite3.Connection, dims: _Dims, where: str, params: dict, day_sql: str) -> list[tuple]:
+    """One pass over the covered signals in a rowid range, grouped on one packed integer
+    per row: (key, count, downtime sum, its count, scrap sum, its count, yield sum, its count)."""
+    na, nl, nc, nd = _spans(dims)
+    key = (f"((((({_case('s.source', dims.sources)} * {na} + {_case('s.area', dims.areas)}) * {nl}"
+           f" + CASE WHEN s.line IS NULL THEN 0 ELSE {_case('s.line', dims.lines)} + 1 END) * {nc}"
+           f" + {_case('s.category', dims.categories)}) * {TIER_SPAN} + s.tier) * {FLAG_SPAN} + {_flags_sql()}) * {nd}"
+           f" + CASE WHEN s.detected_at >= :trend_start AND s.detected_at < :trend_end THEN {day_sql} ELSE 0 END")
+    sql = f"""
+        SELECT k, count(*), total(dt), count(dt), total(sc), count(sc), total(y), count(y) FROM (
+            SELECT {key} AS k, {_OUTCOME.format('downtime_minutes_avoided')} AS dt, {_OUTCOME.format('scrap_avoided')} AS sc,
+                   {_OUTCOME.format('yield_effect')} AS y
+            FROM signal s NOT INDEXED WHERE s.rowid BETWEEN :lo AND :hi AND {where} LIMIT -1)
+        GROUP BY k"""
+    return conn.execute(sql, params).fetchall()
+
+
+_OUTCOME = "CASE WHEN s.resolved_at IS NOT NULL AND s.outcome IS NOT NULL THEN json_extract(s.outcome, '$.{}') END"
+
+
+def _spans(dims: _Dims) -> tuple[int, int, int, int]:
+    """How many numbers each dimension takes in a group key: 0 for a value the numbering
+    does not know (lines: 0 for none, 1 for unknown), then the known values."""
+    return len(dims.areas) + 1, len(dims.lines) + 2, len(dims.categories) + 1, TREND_MAX_DAYS + 2
+
+
+def _signal_groups(dims: _Dims, parts: list[list[tuple]]) -> list[Group] | None:
+    """The groups of every range's rows, merged and decoded; None when a key holds a
+    value the numbering did not know."""
+    merged: dict[int, list] = {}
+    for rows in parts:
+        for k, *counts in rows:
+            if k in merged:
+                merged[k] = [a + b for a, b in zip(merged[k], counts)]
+            else:
+                merged[k] = counts
+    na, nl, nc, nd = _spans(dims)
+    groups = []
+    for k, counts in merged.items():
+        k, day = divmod(k, nd)
+        k, flags = divmod(k, FLAG_SPAN)
+        k, tier = divmod(k, TIER_SPAN)
+        k, category = divmod(k, nc)
+        k, line = divmod(k, nl)
+        k, area = divmod(k, na)
+        if not (k and area and category) or line == 1:
+            return None
+        groups.append(Group(dims.sources[k - 1], dims.areas[area - 1], dims.lines[line - 2] if line else None,
+                            dims.categories[category - 1], tier, flags, day, *counts))
+    return groups
+
+
+def _signal_text_sql(where: str, day_sql: str) -> str:
+    """The same groups, keyed on the text columns themselves: slower to sort, but right
+    for areas and lines the config no longer names."""
+    return f"""
+        SELECT source, area, line, category, tier, f, day, count(*), total(dt), count(dt), total(sc), count(sc), total(y), count(y)
+        FROM (SELECT s.source, s.area, s.line, s.category, s.tier, {_flags_sql()} AS f,
+                     CASE WHEN s.detected_at >= :trend_start AND s.detected_at < :trend_end THEN {day_sql} ELSE 0 END AS day,
+                     {_OUTCOME.format('downtime_minutes_avoided')} AS dt, {_OUTCOME.format('scrap_avoided')} AS sc,
+                     {_OUTCOME.format('yield_effect')} AS y
+              FROM signal s NOT INDEXED WHERE {where} LIMIT -1)
+        GROUP BY 1, 2, 3, 4, 5, 6, 7"""
+
+
+def _decision_rows(conn: sqlite3.Connection, dims: _Dims, where: str, params: dict, decisions_first: bool) -> list[tuple]:
+    """Decisions on the covered signals in a rowid range (of decisions, or of signals when
+    filtered), grouped on one packed integer per row: (key, count)."""
+    np_ = _person_span(conn)
+    maker = (f"CASE WHEN d.decided_by LIKE 'ai:%' THEN {MODEL} WHEN d.decided_by LIKE 'system:%' THEN {SYSTEM}"
+             f" WHEN p.rowid IS NULL THEN {UNKNOWN_PERSON} ELSE {PERSON} END")
+    key = (f"((((({_case('s.source', dims.sources)} * {np_} + coalesce(p.rowid, 0)) * 4 + {maker}) * 8"
+           f" + {_case('d.kind', list(KINDS))}) * 4 + {_case('d.disposition', list(DISPOSITIONS))}) * 4"
+           f" + CASE WHEN r.outcome IS NULL THEN 0 ELSE {_case('r.outcome', list(REVIEWS))} + 1 END)")
+    if decisions_first:
+        tables = "decision d NOT INDEXED CROSS JOIN signal s ON s.id = d.signal_id"
+        rows = "d.rowid BETWEEN :lo AND :hi"
+    else:
+        tables = "signal s NOT INDEXED CROSS JOIN decision d ON d.signal_id = s.id"
+        rows = "s.rowid BETWEEN :lo AND :hi"
+    sql = f"""
+        SELECT k, count(*) FROM (
+            SELECT {key} AS k
+            FROM {tables}
+            LEFT JOIN person p ON p.id = d.decided_by
+            LEFT JOIN decision_review r ON r.decision_id = d.id
+            WHERE {rows} AND {where} LIMIT -1)
+        GROUP BY k"""
+    return conn.execute(sql, params).fetchall()
+
+
+def _shelved_days(conn: sqlite3.Connection, where: str, params: dict) -> dict[str, float]:
+    """Days the covered signals of each model spent shelved: each shelve decision to the
+    earliest of its end, an unshelve or reopen after it, and ``as_of``. (Apart from the
+    decision pass: a float carried through its sort would slow it down for every row.)"""
+    end = (f"min(coalesce(d.shelved_until, :as_of), :as_of, coalesce((SELECT min(a.at) FROM audit_log a "
+           f"WHERE a.entity = 'signal' AND a.entity_id = {DASHED_SIGNAL_ID} AND a.op IN ('unshelve', 'reopen') "
+           f"AND a.at >= d.decided_at), :as_of))")
+    sql = f"""
+        SELECT s.source, total(max(0, julianday({end}) - julianday(d.decided_at)))
+        FROM decision d NOT INDEXED CROSS JOIN signal s ON s.id = d.signal_id
+        WHERE d.kind = 'shelve' AND {where}
+        GROUP BY s.source"""
+    return dict(conn.execute(sql, params).fetchall())
+
+
+def _person_span(conn: sqlite3.Connection) -> int:
+    return (conn.execute("SELECT max(rowid) FROM person").fetchone()[0] or 0) + 1
+
+
+def _decision_groups(conn: sqlite3.Connection, dims: _Dims, where: str, params: dict, parts: list[list[tuple]]) -> list[DecisionGroup]:
+    """The decision groups of every range, merged and decoded; people the person table
+    does not hold (any more) are then named by a query of their own."""
+    merged: dict[int, int] = defaultdict(int)
+    for rows in parts:
+        for k, n in rows:
+            merged[k] += n
+    people = dict(conn.execute("SELECT rowid, id FROM person").fetchall())
+    np_ = _person_span(conn)
+    groups, unknown = [], False
+    for k, n in merged.items():
+        k, review = divmod(k, 4)
+        k, disposition = divmod(k, 4)
+        k, kind = divmod(k, 8)
+        k, made_by = divmod(k, 4)
+        k, person = divmod(k, np_)
+        unknown |= made_by == UNKNOWN_PERSON
+        groups.append(DecisionGroup(dims.sources[k - 1], made_by, people.get(person), KINDS[kind - 1] if kind else None,
+                                    DISPOSITIONS[disposition - 1] if disposition else None, REVIEW_CODES[review], n))
+    if unknown:
+        groups = [g for g in groups if g.maker != UNKNOWN_PERSON]
+        sql = f"""
+            SELECT s.source, d.decided_by, d.kind, d.disposition, count(*)
+            FROM decision d JOIN signal s ON s.id = d.signal_id
+            WHERE {where} AND d.decided_by NOT LIKE 'ai:%' AND d.decided_by NOT LIKE 'system:%'
+              AND d.decided_by NOT IN (SELECT id FROM person)
+            GROUP BY 1, 2, 3, 4"""
+        groups += [DecisionGroup(src, UNKNOWN_PERSON, who, kind, disposition, None, n)
+                   for src, who, kind, disposition, n in conn.execute(sql, params)]
+    return groups
+
+
+def _duration_rows(conn: sqlite3.Connection, where: str, params: dict) -> tuple[list[int], list[int]]:
+    """Milliseconds from detection to the first acknowledgement and to the first person's
+    decision, for the covered signals in a rowid range that have them (one pass)."""
+    ms = "CAST(round((julianday(s.{}) - julianday(s.detected_at)) * 86400000) AS INTEGER)"
+    sql = (f"SELECT {ms.format('first_acknowledged_at')}, {ms.format('first_decided_at')} FROM signal s NOT INDEXED "
+           f"WHERE s.rowid BETWEEN :lo AND :hi AND {where} "
+           f"AND (s.first_acknowledged_at IS NOT NULL OR s.first_decided_at IS NOT NULL)")
+    rows = conn.execute(sql, params).fetchall()
+    return [a for a, _d in rows if a is not None], [d for _a, d in rows if d is not None]
+
+
+def _response_times(parts: list[tuple[list[int], list[int]]]) -> dict:
+    """Nearest-rank median and p90 minutes of the durations: each column sorted once."""
+    out: dict = {}
+    counts = {}
+    for label, index in (("ack", 0), ("decide", 1)):
+        values = sorted(v for part in parts for v in part[index])
+        for name, share in (("median", 0.5), ("p90", 0.9)):
+            out[f"{label}_{name}_min"] = values[_rank(len(values), share) - 1] / 60_000 if values else None
+        counts[label] = len(values)
+    return out | {"acknowledged": counts["ack"], "decided": counts["decide"]}
+
+
+def _escalation_sql(where: str) -> str:
+    return f"""
+        SELECT e.from_tier, s.area, s.line, e.automatic, count(*)
+        FROM escalation e JOIN signal s ON s.id = e.signal_id
+        WHERE {where}
+        GROUP BY 1, 2, 3, 4"""
+
+
+def _overdue_sql(tier, line, source) -> str:
+    clauses = ["a.status IN ('open', 'in_progress')", "a.due_at < :as_of"]
+    if line is not None:
+        clauses.append("s.line = :line")
+    if source is not None:
+        clauses.append("s.source = :source")
+    if tier is not None:
+        clauses.append(f"{START_TIER} = :tier")
+    return f"""
+        SELECT a.owner_id, count(*) AS n, min(a.due_at)
+        FROM action a LEFT JOIN signal s ON s.id = a.signal_id
+        WHERE {' AND '.join(clauses)}
+        GROUP BY a.owner_id
+        ORDER BY n DESC, a.owner_id"""
+
+
+# ----- roll-ups of grouped rows -----
+def _signal_totals(groups: list[Group]) -> dict:
+    return {
+        "total": sum(g.n for g in groups),
+        "autonomous": sum(g.has(AUTONOMOUS) for g in groups),
+        "placed_up": sum(g.has(PLACED_UP) for g in groups),
+        "acknowledged": sum(g.has(ACKED) for g in groups),
+        "decided": sum(g.has(DECIDED) for g in groups),
+        "flagged": sum(g.has(FLAGGED) for g in groups),
+        "resolved_with_outcome": sum(g.has(OUTCOME) for g in groups),
+    }
+
+
+def _ordered(cells: dict) -> list:
+    """Cells by key, None last in each position."""
+    return sorted(cells.items(), key=lambda kv: tuple((k is None, k) for k in kv[0]))
+
+
+def _acted(groups: list[Group]) -> dict:
+    dims = {"by_tier": (("tier",), lambda g: (g.start_tier,)), "by_line": (("area", "line"), lambda g: (g.area, g.line)),
+            "by_category": (("category",), lambda g: (g.category,)), "by_model": (("source",), lambda g: (g.source,))}
+    split: dict[str, dict] = {dim: defaultdict(lambda: [0, 0]) for dim in dims}
+    acted = closed = 0
+    for g in groups:
+        a, c = g.has(ACTED), g.has(CLOSED)
+        acted += a
+        closed += c
+        for dim, (_names, key) in dims.items():
+            cell = split[dim][key(g)]
+            cell[0] += a
+            cell[1] += c
+    out: dict = {"acted": acted, "closed": closed, "rate": _rate(acted, closed)}
+    for dim, (names, _key) in dims.items():
+        out[dim] = [{**dict(zip(names, key)), "acted": a, "closed": c, "rate": _rate(a, c)} for key, (a, c) in _ordered(split[dim])]
+    return out
+
+
+def _escalations(groups: list[Group], rows, totals: dict) -> dict:
+    escalated = sum(g.n for g in groups if g.escalated_from is not None)
+    sources: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for from_tier, area, line, automatic, n in rows:
+        sources[(from_tier, area, line)][0 if automatic else 1] += n
+    listed = [{"from_tier": t, "area": a, "line": ln, "automatic": au, "manual": m, "total": au + m}
+              for (t, a, ln), (au, m) in sources.items()]
+    listed.sort(key=lambda r: (-r["total"], r["from_tier"], r["area"] or "", r["line"] or ""))
+    automatic = sum(r["automatic"] for r in listed)
+    manual = sum(r["manual"] for r in listed)
+    return {"escalated_signals": escalated, "rate": _rate(escalated, totals["total"]), "total": automatic + manual,
+            "automatic": automatic, "manual": manual, "flagged_at_top_tier": totals["flagged"], "sources": listed}
+
+
+def _models(groups: list[Group], decisions: list[DecisionGroup], shelved: dict[str, float], suspended: set[str]) -> list[dict]:
+    volume: dict[str, int] = defaultdict(int)
+    escalated: dict[str, int] = defaultdict(int)
+    for g in groups:
+        volume[g.source] += g.n
+        if g.escalated_from is not None:
+            escalated[g.source] += g.n
+    keys = ("decided", "acted", "false_positives", "autonomous_decisions", "reviewed", "overturned")
+    stats: dict[str, dict] = defaultdict(lambda: dict.fromkeys(keys, 0))
+    for d in decisions:
+        m = stats[d.source]
+        if d.maker in (PERSON, UNKNOWN_PERSON):
+            m["decided"] += d.n
+            m["acted"] += d.n if d.kind in metrics.AGREEING else 0
+            m["false_positives"] += d.n if d.kind == "dismiss" and d.disposition == "false_positive" else 0
+        elif d.maker == MODEL:
+            m["autonomous_decisions"] += d.n
+            m["reviewed"] += d.n if d.review is not None else 0
+            m["overturned"] += d.n if d.review == "overturned" else 0
+    out = []
+    for source in sorted(volume):
+        m = stats[source]
+        out.append({
+            "source": source, "volume": volume[source], "decided": m["decided"], "acted": m["acted"],
+            "action_rate": _rate(m["acted"], volume[source]), "false_positives": m["false_positives"],
+            "false_positive_rate": _rate(m["false_positives"], m["decided"]), "escalated": escalated[source],
+            "autonomous_decisions": m["autonomous_decisions"], "reviewed": m["reviewed"], "overturned": m["overturned"],
+            "overturn_rate": _rate(m["overturned"], m["reviewed"]), "shelved_hours": round(shelved.get(source, 0.0) * 24, 4),
+            "suspended": source in suspended,
+        })
+    return out
+
+
+def _automation_bias(decisions: list[DecisionGroup], names: dict[str, str]) -> dict:
+    total: dict[str, int] = defaultdict(int)
+    agree: dict[str, int] = defaultdict(int)
+    for d in decisions:
+        if d.maker in (PERSON, UNKNOWN_PERSON) and d.person is not None:
+            total[d.person] += d.n
+            agree[d.person] += d.n if d.kind in metrics.AGREEING else 0
+    flagged = [{"person": p, "name": names.get(p, p), "decisions": n, "agreeing": agree[p], "share": agree[p] / n}
+               for p, n in sorted(total.items())
+               if n >= metrics.BIAS_MIN_DECISIONS and agree[p] / n >= metrics.BIAS_SHARE]
+    return {"share": metrics.BIAS_SHARE, "min_decisions": metrics.BIAS_MIN_DECISIONS, "flagged": flagged}
+
+
+def _outcomes(groups: list[Group]) -> dict:
+    def roll(key) -> list:
+        cells: dict[tuple, list] = defaultdict(lambda: [0, 0.0, 0, 0.0, 0, 0.0, 0])
+        for g in groups:
+            if not g.flags & OUTCOME:
+                continue
+            c = cells[key(g)]
+            for i, value in enumerate((g.n, g.downtime, g.downtime_n, g.scrap, g.scrap_n, g.yield_sum, g.yield_n)):
+                c[i] += value
+        return [(k, {"resolved": c[0], "downtime_minutes_avoided": c[1] if c[2] else None,
+                     "scrap_avoided": c[3] if c[4] else None, "yield_effect_mean": c[5] / c[6] if c[6] else None})
+                for k, c in _ordered(cells)]
+
+    return {"by_model": [{"source": k[0], **v} for k, v in roll(lambda g: (g.source,))],
+            "by_line": [{"area": k[0], "line": k[1], **v} for k, v in roll(lambda g: (g.area, g.line))]}
+
+
+def _trend_days(since, until, as_of: datetime, zone: ZoneInfo) -> tuple[date, date]:
+    last = ((until - timedelta(microseconds=1)) if until is not None else as_of).astimezone(zone).date()
+    first = since.astimezone(zone).date() if since is not None else last - timedelta(days=TREND_DAYS - 1)
+    first = max(first, last - timedelta(days=TREND_MAX_DAYS - 1))
+    return min(first, last), last
+
+
+def _trend(groups: list[Group], first: date, last: date) -> dict:
+    span = (last - first).days + 1
+    days = [[0, 0, 0] for _ in range(span)]
+    for g in groups:
+        if 1 <= g.day <= span:
+            cell = days[g.day - 1]
+            cell[0] += g.n
+            cell[1] += g.has(CLOSED)
+            cell[2] += g.has(ACTED)
+    return {"from": first.isoformat(), "to": last.isoformat(),
+            "days": [{"day": (first + timedelta(days=i)).isoformat(), "signals": s, "closed": c, "acted": a, "rate": _rate(a, c)}
+                     for i, (s, c, a) in enumerate(days)]}
+
+
+def _rank(n: int, share: float) -> int:
+    """The 1-based nearest rank of the ``share`` percentile of ``n`` values."""
+    return max(1, math.ceil(share * n)) if n else 0
