@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 #: Bump when the generator or the baseline recipe changes, so cached databases are rebuilt.
-RECIPE = 2
+RECIPE = 3
 
 UTC = timezone.utc
 

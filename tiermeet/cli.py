@@ -395,3 +395,7 @@ def web(settings: Settings, host: str, port: int, tier: int | None, scope: str |
 from tiermeet.cli_sync import register as _register_sync  # noqa: E402 - needs the group above
 
 _register_sync(main)
+
+from tiermeet.cli_governance import register as _register_governance  # noqa: E402 - needs the group above
+
+_register_governance(main)

@@ -24,8 +24,9 @@ from tiermeet.server import apply
 from tiermeet.server.apply import HttpError, Reset
 from tiermeet.server.db import migrate, open_engine, read_meta
 from tiermeet.server.tokens import PlantAuth, authenticate
+from tiermeet.sync import jsonutil
 from tiermeet.sync.protocol import (
-    ID_PATTERN, MAX_BODY_BYTES, PULL_LIMIT, PULL_LIMIT_MAX, ErrorResponse, HealthResponse, PullResponse, PushRequest,
+    ID_PATTERN, MAX_BODY_BYTES, MAX_SEQ, PULL_LIMIT, PULL_LIMIT_MAX, ErrorResponse, HealthResponse, PullResponse, PushRequest,
     PushResponse, ResetResponse, SignalsRequest, SignalsResponse, StatusResponse,
 )
 
@@ -113,6 +114,12 @@ def _fault_hooks(spec: str | None) -> Callable[[], apply.Hooks | None]:
     return hooks
 
 
+def _json(model) -> Response:
+    """A response model sent as it is: it was built from validated values by the server
+    itself, so it is serialized once (the OpenAPI still documents it as the route's model)."""
+    return Response(jsonutil.dumpb(model.model_dump(mode="json")), media_type="application/json")
+
+
 def create_app(database_url: str, *, engine=None, run_migrations: bool = True, now: Callable[[], datetime] | None = None,
                fault: str | None = None, push_hooks: Callable[[], apply.Hooks | None] | None = None) -> FastAPI:
     """The API on ``database_url`` (migrated to the newest schema unless told not to).
@@ -178,7 +185,7 @@ def create_app(database_url: str, *, engine=None, run_migrations: bool = True, n
 
     @app.post("/v1/sync/push", response_model=PushResponse, responses=_errors(400, 401, 403, 409, 413, 422, 503),
               tags=["sync"])
-    def push(body: PushRequest, who: PlantAuth = Depends(plant)) -> PushResponse:
+    def push(body: PushRequest, who: PlantAuth = Depends(plant)):
         """Apply a device's mutations in seq order, once each; answered after the commit."""
         with busy_lock:
             if body.client_id in busy:
@@ -186,14 +193,14 @@ def create_app(database_url: str, *, engine=None, run_migrations: bool = True, n
                                 headers={"Retry-After": "1"})
             busy.add(body.client_id)
         try:
-            return apply.push(engine, who, body, now=clock(), hooks=hooks())
+            return _json(apply.push(engine, who, body, now=clock(), hooks=hooks()))
         finally:
             with busy_lock:
                 busy.discard(body.client_id)
 
     @app.get("/v1/sync/pull", response_model=PullResponse, responses=_errors(401, 403, 410, 422, 503), tags=["sync"])
     def pull(
-        cursor: int = Query(0, ge=0, description="The last server_seq this device applied."),
+        cursor: int = Query(0, ge=0, le=MAX_SEQ, description="The last server_seq this device applied."),
         epoch: str | None = Query(None, max_length=64, description="The server epoch the cursor belongs to."),
         limit: int = Query(PULL_LIMIT, ge=1, le=PULL_LIMIT_MAX),
         client_id: str = Header(..., alias="X-Client-Id", pattern=ID_PATTERN),
@@ -207,10 +214,10 @@ def create_app(database_url: str, *, engine=None, run_migrations: bool = True, n
         return Response(body, media_type="application/json")
 
     @app.post("/v1/signals", response_model=SignalsResponse, responses=_errors(401, 409, 413, 422, 503), tags=["signals"])
-    def signals(body: SignalsRequest, who: PlantAuth = Depends(plant)) -> SignalsResponse:
+    def signals(body: SignalsRequest, who: PlantAuth = Depends(plant)):
         """Signals from an AI system in the ingest contract; idempotent on (source, external_id).
         Each row is added, reported as a duplicate, or rejected with the field and reason."""
-        return apply.post_signals(engine, who, body.signals, now=clock())
+        return _json(apply.post_signals(engine, who, body.signals, now=clock()))
 
     @app.get("/v1/sync/status", response_model=StatusResponse, responses=_errors(401, 503), tags=["sync"])
     def status(who: PlantAuth = Depends(plant)) -> dict:

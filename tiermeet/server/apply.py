@@ -16,22 +16,23 @@ an enterprise plant the signals escalated to tier 4 (with everything hanging off
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, and_, bindparam, cast, func, or_, select, update
+from sqlalchemy import Connection, Engine, Text, and_, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tiermeet.domain import hlc
 from tiermeet.server.db import lock_version, read_meta, save_version, transaction
 from tiermeet.server.tokens import PlantAuth
+from tiermeet.store.types import to_db_text
 from tiermeet.store.models_sync import Change, ProcessedMutation, SignalKey, SyncClient, SyncEntity
-from tiermeet.sync import merge
+from tiermeet.sync import jsonutil, merge
 from tiermeet.sync.mutations import Delta, Mutation, MutationError, deltas_of, signal_ingest_state
 from tiermeet.sync.protocol import (
     PROTOCOL_VERSION, EntityState, MutationResult, PushRequest, PushResponse, SignalResult, SignalsResponse,
-    mutation_of,
+    iso, mutation_of,
 )
 
 ENT = SyncEntity.__table__
@@ -88,11 +89,7 @@ class _Rec:
     new: bool
     dirty: bool = False
     server_seq: int = 0
-
-
-def iso(when: datetime) -> str:
-    """A time as the states hold it: ISO 8601 in UTC."""
-    return when.astimezone(timezone.utc).isoformat()
+    text: str | None = None
 
 
 @dataclass
@@ -113,17 +110,21 @@ class _Work:
     version: int
     clock: hlc.Timestamp
     cache: dict[tuple[str, str], _Rec | None] = field(default_factory=dict)
-    changes: list[dict] = field(default_factory=list)
+    changes: list[tuple] = field(default_factory=list)
     keys: dict[tuple[str, str], str] = field(default_factory=dict)
-    new_keys: list[dict] = field(default_factory=list)
+    new_keys: list[tuple] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.now_db = to_db_text(self.now) if self.conn.dialect.name == "sqlite" else self.now
 
     # -- reading -------------------------------------------------------------------------
 
     def _rows(self, where) -> list[_Rec]:
-        query = select(ENT.c.entity, ENT.c.entity_id, ENT.c.plant_id, ENT.c.parent_id, ENT.c.shared, ENT.c.state,
-                       ENT.c.server_seq).where(where)
-        return [_Rec(r.entity, r.entity_id, r.plant_id, r.parent_id, bool(r.shared), r.state, False, False, r.server_seq)
-                for r in self.conn.execute(query)]
+        query = select(ENT.c.entity, ENT.c.entity_id, ENT.c.plant_id, ENT.c.parent_id, ENT.c.shared,
+                       cast(ENT.c.state, Text), ENT.c.server_seq).where(where)
+        loads = jsonutil.loads
+        return [_Rec(entity, entity_id, plant_id, parent_id, bool(shared), loads(state), False, False, seq)
+                for entity, entity_id, plant_id, parent_id, shared, state, seq in self.conn.execute(query)]
 
     def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
         by_entity: dict[str, list[str]] = {}
@@ -171,41 +172,43 @@ class _Work:
 
     def add_key(self, source: str, external_id: str, signal_id: str) -> None:
         self.keys[(source, external_id)] = signal_id
-        self.new_keys.append({"plant_id": self.plant.id, "source": source, "external_id": external_id, "signal_id": signal_id})
+        self.new_keys.append((self.plant.id, source, external_id, signal_id))
 
     # -- writing -------------------------------------------------------------------------
 
     def put(self, rec: _Rec, state: dict, *, origin: str | None, origin_seq: int | None, stamp: str) -> int:
         rec.state = state
+        rec.text = _dumps(state)
         rec.dirty = True
         self.version += 1
         rec.server_seq = self.version
         self.cache[(rec.entity, rec.entity_id)] = rec
-        self.changes.append({"server_seq": self.version, "plant_id": rec.plant_id, "shared": rec.shared,
-                             "entity": rec.entity, "entity_id": rec.entity_id, "state": state,
-                             "origin_client_id": origin, "origin_seq": origin_seq, "hlc": stamp, "committed_at": self.now})
+        self.changes.append((self.version, rec.plant_id, rec.shared, rec.entity, rec.entity_id, rec.text, origin,
+                             origin_seq, stamp, self.now_db))
         return self.version
 
     def flush(self) -> None:
         new = [r for r in self.cache.values() if r is not None and r.dirty and r.new]
         old = [r for r in self.cache.values() if r is not None and r.dirty and not r.new]
         if new:
-            self.conn.execute(ENT.insert(), [{"entity": r.entity, "entity_id": r.entity_id, "plant_id": r.plant_id,
-                                              "parent_id": r.parent_id, "shared": r.shared, "state": r.state,
-                                              "server_seq": r.server_seq} for r in new])
+            _insert_many(self.conn, "sync_entities", ("entity", "entity_id", "plant_id", "parent_id", "shared", "state",
+                                                      "server_seq"),
+                         [(r.entity, r.entity_id, r.plant_id, r.parent_id, r.shared, r.text, r.server_seq) for r in new])
         if old:
-            self.conn.execute(
-                update(ENT).where(ENT.c.entity == bindparam("k_entity"), ENT.c.entity_id == bindparam("k_id"))
-                .values(state=bindparam("state"), shared=bindparam("shared"), server_seq=bindparam("server_seq")),
-                [{"k_entity": r.entity, "k_id": r.entity_id, "state": r.state, "shared": r.shared,
-                  "server_seq": r.server_seq} for r in old])
+            pg = self.conn.dialect.name == "postgresql"
+            mark, json_mark = ("%s", "%s::json") if pg else ("?", "?")
+            self.conn.exec_driver_sql(
+                f"UPDATE sync_entities SET state = {json_mark}, shared = {mark}, server_seq = {mark} "
+                f"WHERE entity = {mark} AND entity_id = {mark}",
+                [(r.text, r.shared, r.server_seq, r.entity, r.entity_id) for r in old])
         for r in new + old:
             r.new = r.dirty = False
         if self.new_keys:
-            self.conn.execute(SK.insert(), self.new_keys)
+            _insert_many(self.conn, "signal_keys", ("plant_id", "source", "external_id", "signal_id"), self.new_keys)
             self.new_keys = []
         if self.changes:
-            self.conn.execute(CHG.insert(), self.changes)
+            _insert_many(self.conn, "changes", ("server_seq", "plant_id", "shared", "entity", "entity_id", "state",
+                                                "origin_client_id", "origin_seq", "hlc", "committed_at"), self.changes)
             self.changes = []
 
     # -- applying ------------------------------------------------------------------------
@@ -310,7 +313,30 @@ class _Work:
                 self.put(child, child.state, origin=origin, origin_seq=origin_seq, stamp=stamp)
 
 
+def _insert_many(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """A plain executemany of prepared rows: the values are already what the driver takes
+    (JSON as text, times as stored), so no per-row type processing is spent on them."""
+    if not rows:
+        return
+    postgresql = conn.dialect.name == "postgresql"
+    marks = ", ".join(("%s::json" if postgresql and c in ("state", "result") else "%s") if postgresql else "?"
+                      for c in columns)
+    names = ", ".join(f'"{c}"' for c in columns)
+    conn.exec_driver_sql(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
+
+
+def _dumps(state) -> str:
+    return jsonutil.dumps(state)
+
+
+#: Records whose second, different version is a conflict to refuse. (An attendance row
+#: added on two kiosks at once merges: the earliest arrival is kept.)
+_WRITE_ONCE = frozenset({"decision", "escalation", "comment", "action", "meeting"})
+
+
 def _rewrites_once(entity: str, current: dict, change: dict) -> bool:
+    if entity not in _WRITE_ONCE:
+        return False
     rules = merge.RULES.get(entity, {})
     for group, reg in change.items():
         if rules.get(group) == merge.ONCE and group in current and current[group][1] != reg[1]:
@@ -436,8 +462,11 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
             results.append(MutationResult(seq=m.seq, status=status, server_seq=server_seq, reason=reason, detail=detail,
                                           server_state=server_state))
         work.flush()
-        if rows:
-            conn.execute(PM.insert(), rows)
+        _insert_many(conn, "processed_mutations", ("client_id", "seq", "mutation_id", "name", "payload_sha256", "status",
+                                                   "reason", "server_seq", "result", "clock_skew", "processed_at"),
+                     [(r["client_id"], r["seq"], r["mutation_id"], r["name"], r["payload_sha256"], r["status"],
+                       r["reason"], r["server_seq"], None if r["result"] is None else _dumps(r["result"]),
+                       r["clock_skew"], work.now_db) for r in rows])
         conn.execute(update(CL).where(CL.c.client_id == client_id).values(
             last_processed_seq=last, last_seen_at=now, kind=req.client_kind, app_version=req.app_version,
             schema_version=req.schema_version))
@@ -528,7 +557,7 @@ def plant_config(conn: Connection, plant_id: str):
     return _CONFIGS[k]
 
 
-def placement(config, record: dict, now: datetime) -> dict:
+def placement(config, record: dict, now: datetime, version: str | None = None) -> dict:
     """Where a new signal starts under the plant's policy: the same rules as local ingest
     (first matching rule's autonomy and start tier, the window at that tier from the
     earlier of detection and arrival)."""
@@ -541,7 +570,7 @@ def placement(config, record: dict, now: datetime) -> dict:
     start = min(record["detected_at"], now)
     return {"tier": where.start_tier, "tier_entered_at": start,
             "deadline": deadline(window_for(policy, facts, where.start_tier), start, config.calendar),
-            "autonomy": where.autonomy.value, "policy_rule": where.rule, "policy_version": policy.version}
+            "autonomy": where.autonomy.value, "policy_rule": where.rule, "policy_version": version or policy.version}
 
 
 def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: datetime) -> SignalsResponse:
@@ -578,6 +607,7 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
             version, _epoch, clock = lock_version(conn)
             work = _Work(conn, plant, now, version, hlc.tick(hlc.Timestamp.unpack(clock), int(now.timestamp() * 1000)))
             stamp = work.clock.pack()
+            version = config.governance.version
             known = work.signal_keys([(r["source"], r["external_id"]) for _, r in checked])
             for index, row in checked:
                 k = (row["source"], row["external_id"])
@@ -586,7 +616,7 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
                     results[index] = SignalResult(index=index, status="duplicate", signal_id=known[k])
                     continue
                 signal_id = str(new_id())
-                initial = {**row, **placement(config, row, now), "id": signal_id, "ingested_at": now}
+                initial = {**row, **placement(config, row, now, version), "id": signal_id, "ingested_at": now}
                 for name in ("detected_at", "ingested_at", "tier_entered_at", "deadline"):
                     initial[name] = iso(initial[name])
                 state = signal_ingest_state(initial, [stamp, SERVER_ORIGIN])

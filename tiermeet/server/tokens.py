@@ -72,7 +72,8 @@ def create_token(engine: Engine, plant_id: str, *, label: str | None = None) -> 
     """A new token for ``plant_id``; the only time it is ever shown."""
     with transaction(engine) as connection:
         if connection.execute(select(PLANTS.c.id).where(PLANTS.c.id == plant_id)).first() is None:
-            raise TokenError(f"no plant {plant_id!r} on this server; register it with its config first")
+            raise TokenError(f"no plant {plant_id!r} on this server; register it by giving its config: "
+                             f"tiermeet --config PLANT.toml token create --plant {plant_id}")
         live = connection.execute(select(func.count()).select_from(TOKENS).where(
             TOKENS.c.plant_id == plant_id, TOKENS.c.revoked_at.is_(None))).scalar_one()
         if live >= MAX_LIVE:

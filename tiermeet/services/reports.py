@@ -18,11 +18,11 @@ ranks (to the millisecond, as the stored times go through julianday()).
 What is counted
     The report covers the signals DETECTED in ``[since, until)`` (either end open),
     optionally only those whose FIRST window was at ``tier`` (the tier the policy placed
-    them at), on ``line`` or from ``source``. Decisions, reviews, escalations and
+    them at), on ``line``, in ``area`` or from ``source``. Decisions, reviews, escalations and
     outcomes are those of the covered signals. ``as_of`` (default: now) is the moment
     windows are judged against. Overdue actions are a state at ``as_of``, not a history:
-    ``since``/``until`` do not narrow them; ``tier``/``line``/``source`` do, through the
-    action's signal (actions without a signal then drop out).
+    ``since``/``until`` do not narrow them; ``tier``/``line``/``area``/``source`` do,
+    through the action's signal (actions without a signal then drop out).
 
 The dict it returns; the keys are stable (new keys may be added, none renamed or
 dropped without raising ``report``). Times are ISO 8601 UTC text, rates 0..1 or null
@@ -34,7 +34,8 @@ when nothing counts yet, durations in minutes or hours as named.
     When the report was made, the moment windows are judged at, the plant id and the
     version of the policy in force now.
 ``filters``
-    ``since``, ``until``, ``tier``, ``line``, ``source`` as asked (null: not narrowed).
+    ``since``, ``until``, ``tier``, ``line``, ``source``, ``area`` as asked (null: not
+    narrowed).
 ``signals``
     ``total`` covered; ``autonomous`` (placed under an autonomous rule, not suspended);
     ``placed_up`` (an escalate rule put them straight at a higher tier: not an
@@ -261,7 +262,8 @@ class ReportService:
         self.ctx = ctx
 
     def report(self, since: datetime | None = None, until: datetime | None = None, tier: int | None = None,
-               line: str | None = None, source: str | None = None, as_of: datetime | None = None) -> dict:
+               line: str | None = None, source: str | None = None, as_of: datetime | None = None,
+               area: str | None = None) -> dict:
         """Every governance metric for the signals the filters cover (see the module docstring)."""
         for name, value in (("since", since), ("until", until), ("as_of", as_of)):
             if value is not None and value.tzinfo is None:
@@ -272,7 +274,7 @@ class ReportService:
         trend_from, trend_to = _trend_days(since, until, as_of, zone)
         trend_start = datetime.combine(trend_from, time(0), zone).astimezone(UTC)
         trend_end = datetime.combine(trend_to + timedelta(days=1), time(0), zone).astimezone(UTC)
-        where, params = _where(since, until, tier, line, source)
+        where, params = _where(since, until, tier, line, source, area)
         params |= {"as_of": to_db_text(as_of), "trend_start": to_db_text(trend_start), "trend_end": to_db_text(trend_end)}
         day_sql = local_day_sql("s.detected_at", zone, trend_start, trend_end, trend_from)
         with _Readers(self.ctx.db_path) as readers:
@@ -292,7 +294,7 @@ class ReportService:
             decisions = _decision_groups(first, dims, where, params, [job.result() for job in decision_jobs])
             times = _response_times([job.result() for job in times_jobs])
             escalations = first.execute(_escalation_sql(where), params).fetchall()
-            overdue = first.execute(_overdue_sql(tier, line, source), params).fetchall()
+            overdue = first.execute(_overdue_sql(tier, line, source, area), params).fetchall()
             suspended = {row[0] for row in first.execute("SELECT source FROM model_suspension WHERE resumed_at IS NULL")}
             shelved = shelved_job.result()
         names = {p.id: p.name for p in config.people}
@@ -304,7 +306,8 @@ class ReportService:
             "as_of": _iso(as_of),
             "plant": config.plant.id,
             "policy_version": config.governance.version,
-            "filters": {"since": _iso(since), "until": _iso(until), "tier": tier, "line": line, "source": source},
+            "filters": {"since": _iso(since), "until": _iso(until), "tier": tier, "line": line, "source": source,
+                        "area": area},
             "signals": totals,
             "acted_within_window": _acted(groups),
             "response_times": times,
@@ -394,7 +397,7 @@ SOURCES_SQL = """
     SELECT s FROM src WHERE s IS NOT NULL"""
 
 
-def _where(since, until, tier, line, source) -> tuple[str, dict]:
+def _where(since, until, tier, line, source, area=None) -> tuple[str, dict]:
     """The WHERE clause on ``signal s`` for the filters, with its parameters."""
     clauses, params = ["1"], {}
     if since is not None:
@@ -406,6 +409,9 @@ def _where(since, until, tier, line, source) -> tuple[str, dict]:
     if line is not None:
         clauses.append("s.line = :line")
         params["line"] = line
+    if area is not None:
+        clauses.append("s.area = :area")
+        params["area"] = area
     if source is not None:
         clauses.append("s.source = :source")
         params["source"] = source
@@ -614,10 +620,12 @@ def _escalation_sql(where: str) -> str:
         GROUP BY 1, 2, 3, 4"""
 
 
-def _overdue_sql(tier, line, source) -> str:
+def _overdue_sql(tier, line, source, area=None) -> str:
     clauses = ["a.status IN ('open', 'in_progress')", "a.due_at < :as_of"]
     if line is not None:
         clauses.append("s.line = :line")
+    if area is not None:
+        clauses.append("s.area = :area")
     if source is not None:
         clauses.append("s.source = :source")
     if tier is not None:

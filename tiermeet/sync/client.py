@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import stamina
 
-from tiermeet.sync import local
+from tiermeet.sync import jsonutil, local
 from tiermeet.sync.local import RejectionView, SyncStatus, rejections, status_of
 from tiermeet.sync.protocol import PROTOCOL_VERSION, MAX_PUSH_MUTATIONS, PULL_LIMIT
 
@@ -226,8 +226,9 @@ class SyncClient:
                 "app_version": _app_version(), "schema_version": _schema(), "client_hlc": state.get("hlc"),
                 "client_wall_ms": self._wall_ms(), "mutations": mutations}
         first, last = mutations[0]["seq"], mutations[-1]["seq"]
-        return self._request("POST", "/v1/sync/push", result, json=body,
-                             headers={"Idempotency-Key": f"{self.client_id}:{first}-{last}"})
+        return self._request("POST", "/v1/sync/push", result, content=jsonutil.dumpb(body),
+                             headers={"Idempotency-Key": f"{self.client_id}:{first}-{last}",
+                                      "Content-Type": "application/json"})
 
     def _push(self, mutations: list[dict], result: RoundResult) -> dict:
         response = self._post_push(mutations, result)
@@ -238,7 +239,7 @@ class SyncClient:
                                 f"changes from seq {expected}")
             raise _Renumbered
         self._check(response)
-        data = response.json()
+        data = jsonutil.loads(response.content)
         counts = local.apply_push_response(self.engine, data, mutations, now=self._now(), wall_ms=self._wall_ms())
         result.pushed += counts["applied"] + counts["rejected"]
         result.applied += counts["applied"]
@@ -310,7 +311,7 @@ class SyncClient:
                 result.notes.append(f"resync from the start ({response.json().get('reset')})")
                 continue
             self._check(response)
-            page = response.json()
+            page = jsonutil.loads(response.content)
             result.pulled += local.apply_pull_page(self.engine, page, now=self._now(), wall_ms=self._wall_ms())
             if not page["has_more"]:
                 return

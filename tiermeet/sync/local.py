@@ -13,26 +13,26 @@ with the same merge rules the server uses — so local edits survive an older se
 and once the server has them the device shows exactly what the server shows.
 """
 
-import json
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, Text, cast, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from tiermeet.domain import hlc
 from tiermeet.store.engine import read_session, write_session
 from tiermeet.store.models import (
-    Action, ArchivedMutation, AuditEntry, Comment, Decision, Escalation, Meeting, MeetingAttendance, OutboxMutation,
-    Person, Rejection, Signal, SyncState,
+    Action, AuditEntry, Comment, Decision, Escalation, Meeting, MeetingAttendance, Person, Rejection, Signal,
+    SyncState,
 )
 from tiermeet.store.models_sync import SyncConflict, SyncShadow
 from tiermeet.store.types import UTCDateTime, to_db_text
-from tiermeet.sync import merge
+from tiermeet.sync import jsonutil, merge
 from tiermeet.sync.mutations import NEEDS_IMAGES, Mutation, MutationError, deltas_of
 from tiermeet.sync.protocol import iso
 
@@ -196,22 +196,45 @@ def _wire(session: Session, row) -> dict:
             "args": row.args, "payload_sha256": row.payload_sha256, "context": _context(session, row)}
 
 
+@dataclass(frozen=True)
+class _Row:
+    seq: int
+    mutation_id: str
+    name: str
+    entity: str
+    entity_id: str
+    args: dict
+    hlc: str
+    actor: str
+    created_at: datetime
+    payload_sha256: str
+
+
+def _rows(session: Session, table: str, where: str = "", params: dict | None = None, limit: int | None = None) -> list[_Row]:
+    """Outbox (or archive) rows read as plain values: cheaper than ORM objects by the thousand."""
+    sql = (f"SELECT seq, mutation_id, name, entity, entity_id, args, hlc, actor, created_at, payload_sha256 "
+           f"FROM {table} {where} ORDER BY seq" + (f" LIMIT {int(limit)}" if limit else ""))
+    loads = jsonutil.loads
+    return [_Row(seq, str(uuid.UUID(mid)), name, entity, entity_id, loads(args), stamp, actor,
+                 datetime.fromisoformat(created).replace(tzinfo=timezone.utc), sha)
+            for seq, mid, name, entity, entity_id, args, stamp, actor, created, sha in session.execute(text(sql), params or {})]
+
+
 def pending(engine: Engine, *, limit: int = 500, max_bytes: int = PUSH_BYTES, archived_from: int | None = None,
             archived_to: int | None = None) -> list[dict]:
     """The next mutations to push, in seq order, as wire dicts (at most ``limit``, and
     about ``max_bytes`` of JSON). With ``archived_from``, acknowledged ones from the archive
     instead (to push again to a server that lost them)."""
-    model = ArchivedMutation if archived_from is not None else OutboxMutation
-    query = select(model).order_by(model.seq).limit(limit)
-    if archived_from is not None:
-        query = query.where(model.seq >= archived_from)
-        if archived_to is not None:
-            query = query.where(model.seq <= archived_to)
-    out, size = [], 0
     with read_session(engine) as session:
-        for row in session.scalars(query):
+        if archived_from is None:
+            rows = _rows(session, "outbox", limit=limit)
+        else:
+            rows = _rows(session, "outbox_archive", "WHERE seq >= :a AND seq <= :b",
+                         {"a": archived_from, "b": archived_to if archived_to is not None else 2**62}, limit)
+        out, size = [], 0
+        for row in rows:
             wire = _wire(session, row)
-            size += len(json.dumps(wire, default=str))
+            size += len(jsonutil.dumps(wire))
             if out and size > max_bytes:
                 break
             out.append(wire)
@@ -290,11 +313,32 @@ def renumber_pending(engine: Engine, first_seq: int) -> int:
 # --------------------------------------------------------------------------------------
 
 
+#: A pulled page is applied in slices, each its own transaction that moves the cursor to
+#: its last change: a slice grows until about this much work, so the write lock is never
+#: held long enough to make a person recording a decision wait.
+APPLY_BUDGET_S = 0.025
+APPLY_STEP = 100
+
+
 def apply_pull_page(engine: Engine, page: dict, *, now: datetime, wall_ms: int) -> int:
-    """Merge one pulled page, move the cursor, drop acknowledged outbox rows: one transaction."""
+    """Merge one pulled page and move the cursor with it, in short transactions; the last
+    one also drops acknowledged outbox rows and records the server's clock. Each
+    transaction applies its changes and moves the cursor past exactly those, so a crash
+    leaves the cursor at the last change applied, never past one that was not."""
+    changes = page["changes"]
+    done = 0
+    while len(changes) - done > APPLY_STEP:
+        with write_session(engine) as session:
+            client_id = _state(session).get("client_id", "")
+            started = time.perf_counter()
+            while len(changes) - done > APPLY_STEP and time.perf_counter() - started < APPLY_BUDGET_S:
+                part = changes[done:done + APPLY_STEP]
+                _apply_states(session, [(c["entity"], c["entity_id"], c["state"]) for c in part], client_id)
+                done += len(part)
+            _set(session, pull_cursor=int(changes[done - 1]["server_seq"]), server_epoch=page["server_epoch"])
     with write_session(engine) as session:
         state = _state(session)
-        items = [(c["entity"], c["entity_id"], c["state"]) for c in page["changes"]]
+        items = [(c["entity"], c["entity_id"], c["state"]) for c in changes[done:]]
         if items:
             _apply_states(session, items, state.get("client_id", ""))
         _archive(session, int(page["last_processed_seq"]), now)
@@ -302,7 +346,7 @@ def apply_pull_page(engine: Engine, page: dict, *, now: datetime, wall_ms: int) 
         _set(session, pull_cursor=int(page["next_cursor"]), server_epoch=page["server_epoch"],
              server_last_processed_seq=int(page["last_processed_seq"]),
              server_clock_offset_ms=(int(page["server_wall_ms"]) - wall_ms) if page.get("server_wall_ms") else None)
-    return len(items)
+    return len(changes)
 
 
 def reset_for_resync(engine: Engine, server_epoch: str) -> None:
@@ -320,7 +364,9 @@ def _pending_deltas(session: Session, keys: set[tuple[str, str]], client_id: str
     ids = list(ids)
     rows = []
     for i in range(0, len(ids), 500):
-        rows.extend(session.scalars(select(OutboxMutation).where(OutboxMutation.entity_id.in_(ids[i:i + 500]))))
+        chunk = ids[i:i + 500]
+        marks = ", ".join(f":i{n}" for n in range(len(chunk)))
+        rows.extend(_rows(session, "outbox", f"WHERE entity_id IN ({marks})", {f"i{n}": v for n, v in enumerate(chunk)}))
     rows.sort(key=lambda r: r.seq)
     out: dict[tuple[str, str], list] = {}
     for row in rows:
@@ -350,11 +396,12 @@ def _apply_states(session: Session, items: list[tuple[str, str, dict]], client_i
     for entity, entity_id in keys:
         by_entity.setdefault(entity, []).append(entity_id)
     table = SyncShadow.__table__
+    loads = jsonutil.loads
     for entity, ids in by_entity.items():
         for i in range(0, len(ids), 500):
-            for entity_id, state in session.execute(select(table.c.entity_id, table.c.state).where(
+            for entity_id, state in session.execute(select(table.c.entity_id, cast(table.c.state, Text)).where(
                     table.c.entity == entity, table.c.entity_id.in_(ids[i:i + 500]))):
-                shadows[(entity, entity_id)] = state
+                shadows[(entity, entity_id)] = loads(state)
     changed = {}
     for k, state in merged.items():
         new = merge.join(k[0], shadows.get(k), state)
@@ -362,9 +409,10 @@ def _apply_states(session: Session, items: list[tuple[str, str, dict]], client_i
             changed[k] = new
     if not changed:
         return
-    session.execute(sqlite_insert(table).on_conflict_do_update(index_elements=["entity", "entity_id"],
-                                                               set_={"state": sqlite_insert(table).excluded.state}),
-                    [{"entity": e, "entity_id": i, "state": s} for (e, i), s in changed.items()])
+    session.connection().exec_driver_sql(
+        "INSERT INTO sync_shadow (entity, entity_id, state) VALUES (?, ?, ?) "
+        "ON CONFLICT (entity, entity_id) DO UPDATE SET state = excluded.state",
+        [(e, i, jsonutil.dumps(s)) for (e, i), s in changed.items()])
     pending = _pending_deltas(session, set(changed), client_id)
     rows: dict[str, list[dict]] = {}
     for (entity, entity_id), state in changed.items():
@@ -398,14 +446,46 @@ def _write_rows(session: Session, entity: str, rows: list[dict]) -> None:
         clean = _without_key_clashes(session, clean)
     if entity == "decision":
         _drop_missing_refs(session, clean, "meeting_id", Meeting.__table__)
+    for column, target in _REQUIRED_REFS.get(entity, ()):
+        clean = _without_orphans(session, clean, column, target)
     if not clean:
         return
-    keys = list(_KEYS.get(entity, ("id",)))
-    stmt = sqlite_insert(table)
-    fixed = _IMMUTABLE.get(entity, set()) | set(keys)
-    update = {name: stmt.excluded[name] for name in columns if name not in fixed}
-    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update) if update else stmt.on_conflict_do_nothing()
-    session.execute(stmt, clean)
+    sql, to_db = _upsert(session, entity)
+    session.connection().exec_driver_sql(sql, [tuple(fn(row[name]) for name, fn in to_db) for row in clean])
+
+
+_UPSERTS: dict[str, tuple[str, list]] = {}
+
+
+def _upsert(session: Session, entity: str) -> tuple[str, list]:
+    """The upsert of one table as plain SQL, and per column the conversion to what SQLite
+    stores (the same values the column types would write), so a page of thousands of rows
+    costs no per-row statement processing."""
+    if entity not in _UPSERTS:
+        table = TABLES[entity]
+        dialect = session.get_bind().dialect
+        columns = [c.name for c in table.columns]
+        keys = list(_KEYS.get(entity, ("id",)))
+        fixed = _IMMUTABLE.get(entity, set()) | set(keys)
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in fixed)
+        sql = (f'INSERT INTO "{table.name}" ({", ".join(chr(34) + c + chr(34) for c in columns)}) '
+               f'VALUES ({", ".join("?" for _ in columns)}) ON CONFLICT ({", ".join(keys)}) '
+               + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING"))
+        to_db = []
+        for column in table.columns:
+            kind = column.type
+            if isinstance(kind, UTCDateTime):
+                to_db.append((column.name, lambda v: None if v is None else to_db_text(v)))
+            elif kind.__class__.__name__ == "Uuid":
+                to_db.append((column.name, lambda v: None if v is None else v.hex))
+            else:
+                process = kind.dialect_impl(dialect).bind_processor(dialect)
+                if process is None:
+                    to_db.append((column.name, lambda v: v))
+                else:  # a missing value is SQL NULL (JSON columns too), as the column types write it
+                    to_db.append((column.name, lambda v, process=process: None if v is None else process(v)))
+        _UPSERTS[entity] = (sql, to_db)
+    return _UPSERTS[entity]
 
 
 def _ensure_people(session: Session, ids: Iterable[str]) -> None:
@@ -431,13 +511,35 @@ def _without_key_clashes(session: Session, rows: list[dict]) -> list[dict]:
     fresh = [r for r in rows if r["id"] not in known]
     if not fresh:
         return rows
-    clash = set()
-    for r in fresh:
-        other = session.execute(select(table.c.id).where(table.c.source == r["source"],
-                                                         table.c.external_id == r["external_id"])).scalar_one_or_none()
-        if other is not None and other != r["id"]:
-            clash.add(r["id"])
+    owners: dict[tuple[str, str], uuid.UUID] = {}
+    external = list({r["external_id"] for r in fresh})
+    for i in range(0, len(external), 500):
+        for other, source, external_id in session.execute(select(table.c.id, table.c.source, table.c.external_id)
+                                                          .where(table.c.external_id.in_(external[i:i + 500]))):
+            owners[(source, external_id)] = other
+    clash = {r["id"] for r in fresh if owners.get((r["source"], r["external_id"]), r["id"]) != r["id"]}
     return [r for r in rows if r["id"] not in clash]
+
+
+#: References a pulled row cannot be written without. A row whose target is not here is
+#: left out (its state stays in the shadow): this happens only for a signal this device
+#: holds under another id (ingested here and at the server separately).
+_REQUIRED_REFS = {
+    "decision": (("signal_id", Signal.__table__),),
+    "escalation": (("signal_id", Signal.__table__),),
+    "action": (("signal_id", Signal.__table__), ("decision_id", Decision.__table__)),
+    "attendance": (("meeting_id", Meeting.__table__),),
+}
+
+
+def _without_orphans(session: Session, rows: list[dict], column: str, target) -> list[dict]:
+    ids = list({r[column] for r in rows if r.get(column) is not None})
+    if not ids:
+        return rows
+    have = set()
+    for i in range(0, len(ids), 500):
+        have.update(session.scalars(select(target.c.id).where(target.c.id.in_(ids[i:i + 500]))))
+    return [r for r in rows if r.get(column) is None or r[column] in have]
 
 
 def _drop_missing_refs(session: Session, rows: list[dict], column: str, target) -> None:

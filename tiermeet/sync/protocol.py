@@ -20,6 +20,8 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 #: Default and largest pull page.
 PULL_LIMIT = 2000
 PULL_LIMIT_MAX = 5000
+#: Largest sequence number or cursor (fits a signed 64-bit column with room to spare).
+MAX_SEQ = 2**62
 
 HLC_PATTERN = r"^[0-9a-f]{16}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
@@ -33,7 +35,7 @@ class _Message(BaseModel):
 class WireMutation(_Message):
     """One mutation from a device's outbox, in its sequence."""
 
-    seq: int = Field(ge=1, description="Dense per-device sequence number.")
+    seq: int = Field(ge=1, le=MAX_SEQ, description="Dense per-device sequence number.")
     mutation_id: str = Field(pattern=ID_PATTERN, description="UUIDv7 made by the device.")
     name: str = Field(max_length=100, description="e.g. action.set_owner")
     entity: str = Field(max_length=100)
@@ -56,7 +58,7 @@ class PushRequest(_Message):
     client_kind: Literal["kiosk", "hub"] = "kiosk"
     app_version: str | None = Field(default=None, max_length=40)
     client_hlc: str | None = Field(default=None, pattern=HLC_PATTERN)
-    client_wall_ms: int | None = None
+    client_wall_ms: int | None = Field(default=None, ge=0, le=MAX_SEQ)
     mutations: list[WireMutation] = Field(max_length=MAX_PUSH_MUTATIONS)
 
 

@@ -77,6 +77,7 @@ class BoardScreen(TriageMixin, Screen):
         Binding("f", "filters", "Filter", show=False),
         Binding("i", "escalations_in", "Esc. in", show=False),
         Binding("h", "handover", "Handover", show=False),
+        Binding("g", "metrics", "Metrics", show=False),
         Binding("b", "switch_board", "Board", show=False),
         Binding("f5", "reload", "Reload", show=False),
         Binding("escape", "clear_search", "Clear", show=False),
@@ -371,6 +372,13 @@ class BoardScreen(TriageMixin, Screen):
         from tiermeet.ui.screens.handover import HandoverScreen
 
         self.app.push_screen(HandoverScreen(self.board_scope))
+
+    def action_metrics(self) -> None:
+        """Governance metrics of this board's scope: acted within window, trends, models."""
+        from tiermeet.ui.screens.metrics import MetricsScreen
+
+        scope = self.app.services.board.scope_for(self.tier, self.scope_id)
+        self.app.push_screen(MetricsScreen(tier=self.tier, line=scope.line, area=scope.area, label=self.scope_id))
 
     def action_meeting(self) -> None:
         """Start (or return to) the meeting of this tier and scope."""
