@@ -6,7 +6,6 @@ first, runs the service call in a thread, and reports refusals as notifications 
 beside the form's fields.
 """
 
-from textual import work
 from textual.binding import Binding
 
 from tiermeet.domain import rights
@@ -16,7 +15,7 @@ from tiermeet.domain.lifecycle import next_signal_status
 from tiermeet.domain.refs import short_ref
 from tiermeet.services.requests import ActionSpec, Outcome
 from tiermeet.store.queries import SignalRow
-from tiermeet.ui.errors import explain, explainable
+from tiermeet.ui.changes import ChangeRunner
 from tiermeet.ui.screens.decide import DecideDialog, DecisionRequest
 from tiermeet.ui.screens.prompts import ResolveDialog, TextDialog
 
@@ -32,7 +31,7 @@ TRIAGE_BINDINGS = [
 ]
 
 
-class TriageMixin:
+class TriageMixin(ChangeRunner):
     """Triage actions on ``self.selected``."""
 
     def _with_signal(self, then) -> None:
@@ -51,26 +50,10 @@ class TriageMixin:
 
     selected: SignalRow | None
 
-    def after_change(self) -> None:
-        """Reload what the screen shows; each screen says how."""
-        raise NotImplementedError
-
     def action_acknowledge(self) -> None:
         """Acknowledge the selected signal: seen, clock still running."""
-        self._with_signal(lambda s: self._run(lambda: self.app.services.signals.acknowledge(s.id, actor=self.app.operator.id),
+        self._with_signal(lambda s: self.run_change(lambda: self.app.services.signals.acknowledge(s.id, actor=self.app.operator.id),
                                               f"Acknowledged {short_ref('signal', s.id)}"))
-
-    @work(thread=True, exit_on_error=False, group="write")
-    def _run(self, call, message: str) -> None:
-        try:
-            call()
-        except Exception as exc:  # noqa: BLE001 - sorted by explainable()
-            if not explainable(exc):
-                raise
-            self.app.call_from_thread(self.notify, explain(exc), severity="error", timeout=8)
-            return
-        self.app.call_from_thread(self.notify, message)
-        self.app.call_from_thread(self.after_change)
 
     def _decide(self, kind: DecisionKind) -> None:
         def open_dialog(signal: SignalRow) -> None:

@@ -12,12 +12,12 @@ from tiermeet.domain.refs import short_ref
 from tiermeet.services.views import ActionRow
 from tiermeet.store.queries import Scope
 from tiermeet.timefmt import time_left
-from tiermeet.ui.errors import explain, explainable
+from tiermeet.ui.changes import ChangeRunner
 from tiermeet.ui.screens.forms import find_owner, read_due
 from tiermeet.ui.screens.prompts import TextDialog
 
 
-class ActionsScreen(Screen):
+class ActionsScreen(ChangeRunner, Screen):
     """Actions of a board's scope."""
 
     BINDINGS = [
@@ -76,6 +76,10 @@ class ActionsScreen(Screen):
         overdue = sum(r.overdue for r in rows)
         self.query_one("#statusline", Static).update(f"{len(rows)} open actions · {overdue} overdue" if rows else "No open actions.")
 
+    def after_change(self) -> None:
+        """Reload the actions after a change."""
+        self.reload()
+
     def _selected(self) -> ActionRow | None:
         table = self.query_one(DataTable)
         if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
@@ -83,24 +87,12 @@ class ActionsScreen(Screen):
             return None
         return self.rows[table.cursor_row]
 
-    @work(thread=True, exit_on_error=False, group="write")
-    def _run(self, call, message: str) -> None:
-        try:
-            call()
-        except Exception as exc:  # noqa: BLE001 - sorted by explainable()
-            if not explainable(exc):
-                raise
-            self.app.call_from_thread(self.notify, explain(exc), severity="error", timeout=8)
-            return
-        self.app.call_from_thread(self.notify, message)
-        self.app.call_from_thread(self.reload)
-
     def _status(self, verb: str, message: str) -> None:
         row = self._selected()
         if row is None:
             return
         method = getattr(self.app.services.actions, verb)
-        self.app.as_operator(lambda: self._run(lambda: method(row.action.id, actor=self.app.operator.id), message))
+        self.app.as_operator(lambda: self.run_change(lambda: method(row.action.id, actor=self.app.operator.id), message))
 
     def action_start(self) -> None:
         """Mark the action started."""

@@ -113,18 +113,6 @@ class DecideDialog(FormDialog):
             until, text = read_due(event.value, self.now(), self.zone, self.calendar)
             self.field_error("until", text, hint=until is not None)
 
-    @on(Button.Pressed, "#save")
-    def _save_pressed(self) -> None:
-        self.action_submit()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.dismiss(False)
-
-    @on(Input.Submitted)
-    def _enter(self) -> None:
-        self.action_submit()
-
     def build_request(self) -> DecisionRequest | None:
         """Check each field; show every problem beside its field at once."""
         ok = True

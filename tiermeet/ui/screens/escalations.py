@@ -1,16 +1,11 @@
 """Escalations in: what lower tiers pushed up today, with what they saw, decided and why."""
 
 from rich.text import Text
-from textual import work
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Static
 
 from tiermeet.domain.refs import short_ref
 from tiermeet.services.views import EscalationRow, local_midnight
 from tiermeet.store.queries import Scope
+from tiermeet.ui.screens.textview import TextView
 
 
 def render_escalations(rows: list[EscalationRow], names: dict[str, str], zone) -> Text:
@@ -38,28 +33,17 @@ def render_escalations(rows: list[EscalationRow], names: dict[str, str], zone) -
     return out
 
 
-class EscalationsScreen(Screen):
+class EscalationsScreen(TextView):
     """Today's escalations into a tier board."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+    text_id = "escalations"
 
     def __init__(self, tier: int, scope: Scope) -> None:
         super().__init__()
         self.tier, self.scope = tier, scope
+        self.heading = f"[b]Escalations in[/] — pushed up to tier {tier} today"
 
-    def compose(self) -> ComposeResult:
-        yield Static(f"[b]Escalations in[/] — pushed up to tier {self.tier} today", id="topbar")
-        with VerticalScroll():
-            yield Static("Loading…", id="escalations")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.reload()
-
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def reload(self) -> None:
-        """Read today's escalations in a thread."""
+    def render_text(self) -> Text:
         app = self.app
         rows = app.services.views.escalations_in(self.tier, self.scope, local_midnight(app.now(), app.zone))
-        names = {p.id: p.name for p in app.people}
-        app.call_from_thread(self.query_one("#escalations", Static).update, render_escalations(rows, names, app.zone))
+        return render_escalations(rows, {p.id: p.name for p in app.people}, app.zone)

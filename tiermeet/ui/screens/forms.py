@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from textual import work
+from textual import on, work
 from textual.screen import ModalScreen
-from textual.widgets import Label
+from textual.widgets import Button, Input, Label
 
 from tiermeet.domain.duetime import parse_due
 from tiermeet.domain.shifts import ShiftCalendar
@@ -39,6 +39,15 @@ class FormDialog(ModalScreen[bool]):
     def form_error(self, message: str) -> None:
         """Show a message for the form as a whole."""
         self.field_error("form", message)
+
+    @on(Button.Pressed, "#save")
+    @on(Input.Submitted)
+    def _submit_pressed(self) -> None:
+        self.action_submit()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.dismiss(False)
 
     def action_submit(self) -> None:
         """Validate and save; subclasses build the request."""

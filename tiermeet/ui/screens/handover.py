@@ -1,39 +1,24 @@
 """Shift handover: everything still open at the end of a shift, with owners."""
 
 from rich.text import Text
-from textual import work
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Static
 
 from tiermeet.domain.refs import short_ref
 from tiermeet.store.queries import Scope
 from tiermeet.timefmt import time_left
+from tiermeet.ui.screens.textview import TextView
 
 
-class HandoverScreen(Screen):
+class HandoverScreen(TextView):
     """What the next shift takes over."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+    heading = "[b]Shift handover[/] — still open, with owners"
+    text_id = "handover"
 
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope
 
-    def compose(self) -> ComposeResult:
-        yield Static("[b]Shift handover[/] — still open, with owners", id="topbar")
-        with VerticalScroll():
-            yield Static("Loading…", id="handover")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.reload()
-
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def reload(self) -> None:
-        """Read what is open in a thread."""
+    def render_text(self) -> Text:
         app = self.app
         now = app.now()
         signals, actions = app.services.views.handover(self.scope, now)
@@ -51,4 +36,4 @@ class HandoverScreen(Screen):
             a = row.action
             out.append(f"{row.owner_name}: {a.title} · due {a.due_at.astimezone(app.zone):%a %H:%M} · {a.status.replace('_', ' ')}\n",
                        style="red" if row.overdue else "")
-        app.call_from_thread(self.query_one("#handover", Static).update, out)
+        return out

@@ -173,7 +173,7 @@ class MeetingScreen(TriageMixin, Screen):
         """Confirm what the model decided alone."""
         item = self._review_item()
         if item is not None:
-            self.app.as_operator(lambda: self._run(
+            self.app.as_operator(lambda: self.run_change(
                 lambda: self.app.services.governance.review(item.decision.id, actor=self.app.operator.id, outcome="confirmed",
                                                             meeting_id=self.meeting.id), "Confirmed"))
 

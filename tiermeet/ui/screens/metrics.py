@@ -64,31 +64,38 @@ def by_tier(report: dict) -> Text:
     out = Text()
     for row in report["acted_within_window"]["by_tier"]:
         out.append(f"Tier {row['tier']}  {bar(row['rate'], 12)} {pct(row['rate']):>4}  ({row['acted']:,}/{row['closed']:,})\n")
+    out.rstrip()
     return out or Text("No windows closed yet.", style="dim")
 
 
-def models(report: dict) -> Text:
-    """Per model: volume, action, false-positive and overturn rates as bars."""
+def bar_width(columns: int) -> int:
+    """Bars as wide as the screen allows, so a model's row fits on one line at 80 columns."""
+    return max(6, min(BAR, (columns - 62) // 3))
+
+
+def models(report: dict, width: int = BAR) -> Text:
+    """Per model: volume, action, false-positive and overturn rates as bars ``width`` wide."""
     rows = report["models"]
     if not rows:
         return Text("No signals in this period.", style="dim")
     bad = set(report["bad_actors"])
     top = max(m["volume"] for m in rows) or 1
     out = Text()
-    out.append(f"{'model':<16} {'volume':<{BAR + 8}} {'acted on':<{BAR + 6}} {'false positives':<{BAR + 6}} "
+    out.append(f"{'model':<16} {'volume':<{width + 8}} {'acted on':<{width + 6}} {'false pos.':<{width + 6}} "
                f"{'overturned':<11} shelved\n", style="bold")
     for m in rows:
         out.append(f"{m['source'][:16]:<16} ", style="bold red" if m["source"] in bad else "")
-        out.append(f"{bar(m['volume'] / top)} {m['volume']:>7,} ")
-        out.append(f"{bar(m['action_rate'])} {pct(m['action_rate']):>4} ", style="green")
-        out.append(f"{bar(m['false_positive_rate'])} {pct(m['false_positive_rate']):>4} ",
+        out.append(f"{bar(m['volume'] / top, width)} {m['volume']:>7,} ")
+        out.append(f"{bar(m['action_rate'], width)} {pct(m['action_rate']):>4} ", style="green")
+        out.append(f"{bar(m['false_positive_rate'], width)} {pct(m['false_positive_rate']):>4} ",
                    style="red" if m["source"] in bad else "yellow")
         out.append(f"{pct(m['overturn_rate']):>4} of {m['reviewed']:<4} {m['shelved_hours']:>6.0f} h")
         if m["suspended"]:
             out.append("  autonomy suspended", style="bold")
         out.append("\n")
     if bad:
-        out.append(f"Most false positives (≥ 10 decisions): {', '.join(report['bad_actors'])}\n", style="red")
+        out.append(f"Most false positives (≥ 10 decisions): {', '.join(report['bad_actors'])}", style="red")
+    out.rstrip()
     return out
 
 
@@ -106,7 +113,8 @@ def people(report: dict) -> Text:
     for o in report["overdue_actions"]:
         out.append(f"  {o['name']}: {o['overdue']}\n", style="red")
     if not report["overdue_actions"]:
-        out.append("  none\n", style="dim")
+        out.append("  none", style="dim")
+    out.rstrip()
     return out
 
 
@@ -208,5 +216,5 @@ class MetricsScreen(Screen):
         self.query_one("#volume-label", Static).update(f"signals a day: max {max((d['signals'] for d in days), default=0):,}")
         self.query_one("#trend-title", Static).update(f"Trend by day, {report['trend']['from']} to {report['trend']['to']}")
         self.query_one("#by-tier", Static).update(by_tier(report))
-        self.query_one("#models", Static).update(models(report))
+        self.query_one("#models", Static).update(models(report, bar_width(self.size.width)))
         self.query_one("#people", Static).update(people(report))

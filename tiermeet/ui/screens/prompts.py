@@ -1,6 +1,5 @@
 """Small forms: one line of text (comment, reason), and the resolve form."""
 
-from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label
@@ -33,15 +32,6 @@ class TextDialog(FormDialog):
 
     def on_mount(self) -> None:
         self.query_one("#text", Input).focus()
-
-    @on(Input.Submitted)
-    @on(Button.Pressed, "#save")
-    def _submit(self) -> None:
-        self.action_submit()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(False)
 
     def build_request(self) -> str | None:
         text = self.query_one("#text", Input).value.strip()
@@ -77,15 +67,6 @@ class ResolveDialog(FormDialog):
 
     def on_mount(self) -> None:
         self.query_one("#downtime", Input).focus()
-
-    @on(Input.Submitted)
-    @on(Button.Pressed, "#save")
-    def _submit(self) -> None:
-        self.action_submit()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(False)
 
     def build_request(self) -> dict | None:
         values, ok = {}, True

@@ -4,31 +4,17 @@ people who made them (sync-protocol §2.2: never drop a rejection silently)."""
 import json
 
 from rich.text import Text
-from textual import work
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Static
+
+from tiermeet.ui.screens.textview import TextView
 
 
-class RejectionsScreen(Screen):
+class RejectionsScreen(TextView):
     """Rejected changes, newest first; opening it marks them seen."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+    heading = "[b]Changes the server refused[/]"
+    text_id = "rejections"
 
-    def compose(self) -> ComposeResult:
-        yield Static("[b]Changes the server refused[/]", id="topbar")
-        with VerticalScroll():
-            yield Static("Loading…", id="rejections")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.reload()
-
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def reload(self) -> None:
-        """Read the rejections (and mark them seen) in a thread."""
+    def render_text(self) -> Text:
         from tiermeet.sync.client import rejected_changes
         from tiermeet.sync.local import mark_rejections_seen
 
@@ -46,4 +32,4 @@ class RejectionsScreen(Screen):
             for winner in r.winning:
                 out.append(f"  what stands: {json.dumps(winner, ensure_ascii=False)[:300]}\n", style="dim")
             out.append("\n")
-        app.call_from_thread(self.query_one("#rejections", Static).update, out)
+        return out
