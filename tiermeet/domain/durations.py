@@ -4,6 +4,7 @@
 """
 
 import re
+from functools import lru_cache
 from datetime import timedelta
 
 END_OF_SHIFT = "end_of_shift"
@@ -13,8 +14,10 @@ _WHOLE = re.compile(r"^\s*(\d+\s*[smhdw]\s*)+$")
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+@lru_cache(maxsize=256)
 def parse_duration(text: str) -> timedelta:
-    """``"1h30m"`` → 90 minutes. Raises ValueError with the accepted forms on anything else."""
+    """``"1h30m"`` → 90 minutes. Raises ValueError with the accepted forms on anything else.
+    Cached: ingest asks for the same few windows for every signal."""
     if not isinstance(text, str) or not _WHOLE.match(text.lower()):
         raise ValueError(
             f"{text!r} is not a duration; write a number and a unit, e.g. 30m, 4h, 3d, 1h30m"

@@ -9,7 +9,7 @@ with every decision so that an audit can tell which rules were in force.
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from typing import Annotated
 
@@ -142,76 +142,48 @@ class SignalFacts:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a new signal goes under the policy, and which rule put it there."""
+    """Where a new signal goes under the policy, which rule put it there, and the
+    response window it has at that tier."""
 
     rule: str
     autonomy: Autonomy
     start_tier: int
+    window: str
 
 
-#: The last (policy, facts) matched and the index of the first matching rule (None for the
-#: default). Ingest asks ``place`` and then ``window_for`` about the same facts object, so
-#: the second call reuses the first one's matching; ``is`` keeps it exact.
-_last_match: tuple = (None, None, None)
-#: Placements already made, per (policy, rule index, top tier); a Placement is immutable.
-_placements: dict[tuple[int, int | None, int], tuple[Governance, Placement]] = {}
-
-
-def _first_match(policy: Governance, facts: SignalFacts) -> int | None:
-    global _last_match
-    last_policy, last_facts, index = _last_match
-    if last_policy is policy and last_facts is facts:
-        return index
-    index = None
-    for i, rule in enumerate(policy.rules):
-        if rule.matches(facts):
-            index = i
-            break
-    _last_match = (policy, facts, index)
-    return index
+def _first_match(policy: Governance, facts: SignalFacts) -> Rule | None:
+    return next((rule for rule in policy.rules if rule.matches(facts)), None)
 
 
 def place(policy: Governance, facts: SignalFacts, top_tier: int) -> Placement:
-    """The first matching rule's autonomy and start tier (capped at the plant's top tier)."""
-    index = _first_match(policy, facts)
-    key = (id(policy), index, top_tier)
-    known = _placements.get(key)
-    if known is not None and known[0] is policy:
-        return known[1]
-    if index is not None:
-        rule = policy.rules[index]
-        placement = Placement(rule.name, rule.autonomy, min(rule.start_tier, top_tier))
-    else:
-        placement = Placement("default", policy.default.autonomy, min(policy.default.start_tier, top_tier))
-    if len(_placements) > 1000:
-        _placements.clear()
-    _placements[key] = (policy, placement)
-    return placement
+    """The first matching rule's autonomy and start tier (capped at the plant's top tier),
+    with the response window there — one pass over the rules."""
+    rule = _first_match(policy, facts)
+    if rule is None:
+        tier = min(policy.default.start_tier, top_tier)
+        return Placement("default", policy.default.autonomy, tier, _table_window(policy, facts.severity, tier))
+    tier = min(rule.start_tier, top_tier)
+    window = rule.windows.get(facts.severity, {}).get(tier) or _table_window(policy, facts.severity, tier)
+    return Placement(rule.name, rule.autonomy, tier, window)
+
+
+def _table_window(policy: Governance, severity: Severity, tier: int) -> str:
+    per_tier = policy.windows[severity]
+    return per_tier.get(tier) or per_tier[max(t for t in per_tier if t <= tier)]
 
 
 def window_for(policy: Governance, facts: SignalFacts, tier: int) -> str:
     """The response window (as written) for a signal at a tier: rule override, else the table."""
-    index = _first_match(policy, facts)
-    if index is not None:
-        override = policy.rules[index].windows.get(facts.severity, {}).get(tier)
-        if override:
-            return override
-    per_tier = policy.windows[facts.severity]
-    return per_tier.get(tier) or per_tier[max(t for t in per_tier if t <= tier)]
-
-
-#: Window text → its length; ingest asks for the same few windows for every signal.
-_LENGTHS: dict[str, timedelta] = {}
+    rule = _first_match(policy, facts)
+    override = rule.windows.get(facts.severity, {}).get(tier) if rule is not None else None
+    return override or _table_window(policy, facts.severity, tier)
 
 
 def deadline(window: str, start: datetime, calendar: ShiftCalendar) -> datetime:
     """When a window that opens at ``start`` closes."""
     if window == END_OF_SHIFT:
         return calendar.end_of_shift(start)
-    length = _LENGTHS.get(window)
-    if length is None:
-        length = _LENGTHS[window] = parse_duration(window)
-    return start + length
+    return start + parse_duration(window)
 
 
 def response_deadline(policy: Governance, facts: SignalFacts, tier: int, start: datetime, calendar: ShiftCalendar) -> datetime:

@@ -561,7 +561,7 @@ def placement(config, record: dict, now: datetime, version: str | None = None) -
     """Where a new signal starts under the plant's policy: the same rules as local ingest
     (first matching rule's autonomy and start tier, the window at that tier from the
     earlier of detection and arrival)."""
-    from tiermeet.domain.policy import SignalFacts, deadline, place, window_for
+    from tiermeet.domain.policy import SignalFacts, deadline, place
 
     policy = config.governance
     facts = SignalFacts(record["category"], record["severity"], record["source"], record["kind"], record["area"],
@@ -569,7 +569,7 @@ def placement(config, record: dict, now: datetime, version: str | None = None) -
     where = place(policy, facts, config.top_tier)
     start = min(record["detected_at"], now)
     return {"tier": where.start_tier, "tier_entered_at": start,
-            "deadline": deadline(window_for(policy, facts, where.start_tier), start, config.calendar),
+            "deadline": deadline(where.window, start, config.calendar),
             "autonomy": where.autonomy.value, "policy_rule": where.rule, "policy_version": version or policy.version}
 
 

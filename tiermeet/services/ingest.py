@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 
 from tiermeet.domain.enums import Autonomy, DecisionKind, SignalStatus
-from tiermeet.domain.policy import SignalFacts, deadline, place, window_for
+from tiermeet.domain.policy import SignalFacts, deadline, place
 from tiermeet.ingest.contract import Plan, RecordError, check_record
 from tiermeet.ingest.readers import Problem, Row
 from tiermeet.services.context import Context
@@ -127,21 +127,17 @@ class IngestService:
         config = self.ctx.config
         policy, calendar, top = config.governance, config.calendar, config.top_tier
         suspended = set(session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
-        autonomy_values: dict = {}
         placed = []
         for r in fresh:
             facts = SignalFacts(r["category"], r["severity"], r["source"], r["kind"], r["area"], r["line"], r["confidence"])
             placement = place(policy, facts, top)
-            autonomy = autonomy_values.get(placement.autonomy)
-            if autonomy is None:
-                autonomy = autonomy_values[placement.autonomy] = placement.autonomy.value
-            rule = placement.rule
+            autonomy, rule = placement.autonomy.value, placement.rule
             if autonomy == AUTONOMOUS and r["source"] in suspended:
                 autonomy, rule = SIGN_OFF, f"{rule} (autonomy suspended)"
             detected = r["detected_at"]
             start = detected if detected <= now else now  # min(detected, now)
             tier = placement.start_tier
-            due = deadline(window_for(policy, facts, tier), start, calendar)
+            due = deadline(placement.window, start, calendar)
             placed.append((r, new_id(), ACTIONED if autonomy == AUTONOMOUS else OPEN, tier, start, due, autonomy, rule))
         return placed
 
