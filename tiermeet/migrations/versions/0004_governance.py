@@ -1,7 +1,7 @@
 """Governance: the kill switch (model suspensions), reviews of autonomous decisions, and
 the facts the report aggregates on each signal (first window, first acknowledgement and
 decision, top-tier breach flag). Existing signals take their current deadline as their
-first one.
+first one, and their first decision and acknowledgement from what is recorded.
 
 Revision ID: 0004
 Revises: 0003
@@ -70,6 +70,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('flagged_at', tiermeet.store.types.UTCDateTime(length=26), nullable=True))
         batch_op.create_index('ix_signal_shelved', ['shelved_until'], unique=False, sqlite_where=sa.text("status = 'shelved'"), postgresql_where=sa.text("status = 'shelved'"))
     op.execute("UPDATE signal SET first_deadline = deadline WHERE first_deadline IS NULL")
+    # What is known of earlier history: the first decision by a person, the acknowledgement.
+    op.execute("UPDATE signal SET first_decided_at = (SELECT min(d.decided_at) FROM decision d WHERE d.signal_id = signal.id "
+               "AND d.decided_by NOT LIKE 'ai:%' AND d.decided_by NOT LIKE 'system:%') WHERE first_decided_at IS NULL")
+    op.execute("UPDATE signal SET first_acknowledged_at = acknowledged_at WHERE first_acknowledged_at IS NULL")
     # JSON columns: a missing value is SQL NULL, not the JSON text 'null'.
     op.execute("UPDATE signal SET extra = NULL WHERE CAST(extra AS TEXT) = 'null'")
     op.execute("UPDATE signal SET outcome = NULL WHERE CAST(outcome AS TEXT) = 'null'")
