@@ -493,8 +493,10 @@ def test_report_renders_as_table_md_and_csv(run_cli, demo_history):
 
     rows = list(csv.DictReader(io.StringIO(run_cli("--db", demo_history, "report", "--format", "csv").stdout)))
     assert set(rows[0]) == {"section", "group", "metric", "value"}
-    assert {"section": "Models", "group": "source=vision-qc", "metric": "false_positive_rate", "value": "1.0"} in rows
-    assert {"section": "Summary", "group": "", "metric": "signals", "value": "3"} in rows
+    assert {"section": "models", "group": "source=vision-qc", "metric": "false_positive_rate", "value": "1.0"} in rows
+    assert {"section": "summary", "group": "", "metric": "signals", "value": "3"} in rows
+    assert {"section": "acted_within_window.by_line", "group": "area=assembly;line=ASM1", "metric": "closed", "value": "1"} in rows
+    assert {r["section"] for r in rows} >= {"summary", "acted_within_window.by_tier", "models", "outcomes.by_line", "trend.days"}
 
 
 def test_report_refuses_bad_times(run_cli, demo_history):
@@ -663,3 +665,38 @@ def test_metrics_text_helpers():
     assert bar(0.5, 10) == "█████░░░░░" and bar(None, 4) == "····" and bar(1.7, 3) == "███"
     assert (pct(None), pct(0.874)) == ("—", "87%")
     assert (minutes(None), minutes(45), minutes(180), minutes(3 * 1440)) == ("—", "45 min", "3.0 h", "3.0 d")
+
+
+def test_a_report_reads_one_snapshot_while_kiosks_write(services, clock, monkeypatch):
+    """The passes run on several connections; they must agree with each other even while
+    another thread acknowledges and decides signals between and during them."""
+    import threading
+
+    monkeypatch.setattr(reports, "CHUNK_MIN_ROWS", 0)
+    rows = [Row(i + 1, signal_record(i)) for i in range(400)]
+    services.ingest.ingest(rows, origin="t")
+    with services.ctx.read() as session:
+        ids = list(session.scalars(select(Signal.id)))
+    stop = threading.Event()
+
+    def kiosk():
+        for signal_id in ids:
+            if stop.is_set():
+                return
+            services.signals.acknowledge(signal_id, actor="anna")
+            services.signals.decide(signal_id, actor="anna", kind="act", rationale="on it")
+
+    writer = threading.Thread(target=kiosk)
+    writer.start()
+    try:
+        seen = set()
+        for _ in range(8):
+            report = services.report.report()
+            times, totals = report["response_times"], report["signals"]
+            assert (times["acknowledged"], times["decided"]) == (totals["acknowledged"], totals["decided"])
+            assert sum(m["decided"] for m in report["models"]) == totals["decided"]  # one act decision per decided signal
+            seen.add(totals["decided"])
+    finally:
+        stop.set()
+        writer.join()
+    assert len(seen) > 1, "the writer did not write while the reports ran"

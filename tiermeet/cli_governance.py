@@ -4,7 +4,7 @@ Registered on the main command group by ``register(main)``; each command imports
 needs when it runs, so ``tiermeet --help`` stays fast.
 
 ``policy replay`` is pure: it places past signals with the policy functions themselves
-(``place``, ``window_for``, ``deadline``) and judges each window against the time a person
+(``place`` — rule, autonomy, start tier and window — and ``deadline``) and judges each window against the time a person
 really decided, so it tells, before a plant adopts a proposed policy, how much would have
 been left to the models, signed off or sent up, and how many windows would have been
 missed at the pace the plant actually works.
@@ -79,12 +79,13 @@ def report(settings: Settings, since, until, tier, line, area, source, fmt) -> N
 
 @dataclass
 class Section:
-    """One table of the rendered report."""
+    """One table of the rendered report: ``name`` is stable (CSV), ``title`` for people."""
 
     title: str
     columns: list[str]
     keys: int  # how many leading columns name the row (the rest are numbers)
     rows: list[list] = field(default_factory=list)
+    name: str = ""
 
 
 def _pct(value) -> str:
@@ -105,46 +106,54 @@ def report_sections(data: dict) -> list[Section]:
     """The report as tables (raw values; rendering formats them)."""
     acted, times, esc = data["acted_within_window"], data["response_times"], data["escalations"]
     signals = data["signals"]
-    summary = Section("Summary", ["metric", "value"], 1, [
+    summary = Section("Summary", ["metric", "value"], 1, name="summary", rows=[
         ["signals", signals["total"]],
         ["autonomous", signals["autonomous"]],
-        ["acted within window", acted["acted"]],
-        ["windows closed", acted["closed"]],
-        ["acted-within-window rate", acted["rate"]],
-        ["time to acknowledge, median (min)", times["ack_median_min"]],
-        ["time to acknowledge, p90 (min)", times["ack_p90_min"]],
-        ["time to decide, median (min)", times["decide_median_min"]],
-        ["time to decide, p90 (min)", times["decide_p90_min"]],
-        ["escalated signals", esc["escalated_signals"]],
-        ["escalation rate", esc["rate"]],
-        ["escalations automatic / manual", f"{esc['automatic']} / {esc['manual']}"],
-        ["flagged at the top tier", esc["flagged_at_top_tier"]],
-        ["bad actors", ", ".join(data["bad_actors"]) or "none"],
+        ["acted_within_window", acted["acted"]],
+        ["windows_closed", acted["closed"]],
+        ["acted_within_window_rate", acted["rate"]],
+        ["ack_median_min", times["ack_median_min"]],
+        ["ack_p90_min", times["ack_p90_min"]],
+        ["decide_median_min", times["decide_median_min"]],
+        ["decide_p90_min", times["decide_p90_min"]],
+        ["escalated_signals", esc["escalated_signals"]],
+        ["escalation_rate", esc["rate"]],
+        ["escalations_automatic", esc["automatic"]],
+        ["escalations_manual", esc["manual"]],
+        ["flagged_at_top_tier", esc["flagged_at_top_tier"]],
+        ["bad_actors", " ".join(data["bad_actors"])],
     ])
     sections = [summary]
     for dim, label, keys in (("by_tier", "tier", ["tier"]), ("by_line", "line", ["area", "line"]),
                              ("by_category", "category", ["category"]), ("by_model", "model", ["source"])):
         sections.append(Section(f"Acted within window by {label}", [*keys, "acted", "closed", "rate"], len(keys),
-                                [[*(r[k] for k in keys), r["acted"], r["closed"], r["rate"]] for r in acted[dim]]))
+                                [[*(r[k] for k in keys), r["acted"], r["closed"], r["rate"]] for r in acted[dim]],
+                                name=f"acted_within_window.{dim}"))
     model_cols = ["source", "volume", "decided", "action_rate", "false_positive_rate", "overturn_rate", "reviewed",
                   "shelved_hours", "escalated", "suspended"]
-    sections.append(Section("Models", model_cols, 1, [[m[c] for c in model_cols] for m in data["models"]]))
+    sections.append(Section("Models", model_cols, 1, [[m[c] for c in model_cols] for m in data["models"]], name="models"))
     sections.append(Section("Escalation sources", ["from_tier", "area", "line", "automatic", "manual", "total"], 3,
-                            [[s["from_tier"], s["area"], s["line"], s["automatic"], s["manual"], s["total"]] for s in esc["sources"]]))
+                            [[s["from_tier"], s["area"], s["line"], s["automatic"], s["manual"], s["total"]] for s in esc["sources"]],
+                            name="escalations.sources"))
     bias = data["automation_bias"]
     sections.append(Section(f"Automation bias (≥ {bias['share']:.0%} agreement over ≥ {bias['min_decisions']} decisions)",
                             ["person", "name", "decisions", "agreeing", "share"], 2,
-                            [[p["person"], p["name"], p["decisions"], p["agreeing"], p["share"]] for p in bias["flagged"]]))
+                            [[p["person"], p["name"], p["decisions"], p["agreeing"], p["share"]] for p in bias["flagged"]],
+                            name="automation_bias.flagged"))
     sections.append(Section("Overdue actions by owner", ["owner", "name", "overdue", "oldest_due_at"], 2,
-                            [[o["owner"], o["name"], o["overdue"], o["oldest_due_at"]] for o in data["overdue_actions"]]))
+                            [[o["owner"], o["name"], o["overdue"], o["oldest_due_at"]] for o in data["overdue_actions"]],
+                            name="overdue_actions"))
     outcome_cols = ["resolved", "downtime_minutes_avoided", "scrap_avoided", "yield_effect_mean"]
     sections.append(Section("Outcomes by model", ["source", *outcome_cols], 1,
-                            [[o["source"], *(o[c] for c in outcome_cols)] for o in data["outcomes"]["by_model"]]))
+                            [[o["source"], *(o[c] for c in outcome_cols)] for o in data["outcomes"]["by_model"]],
+                            name="outcomes.by_model"))
     sections.append(Section("Outcomes by line", ["area", "line", *outcome_cols], 2,
-                            [[o["area"], o["line"], *(o[c] for c in outcome_cols)] for o in data["outcomes"]["by_line"]]))
+                            [[o["area"], o["line"], *(o[c] for c in outcome_cols)] for o in data["outcomes"]["by_line"]],
+                            name="outcomes.by_line"))
     sections.append(Section(f"Trend by day ({data['trend']['from']} to {data['trend']['to']})",
                             ["day", "signals", "closed", "acted", "rate"], 1,
-                            [[d["day"], d["signals"], d["closed"], d["acted"], d["rate"]] for d in data["trend"]["days"]]))
+                            [[d["day"], d["signals"], d["closed"], d["acted"], d["rate"]] for d in data["trend"]["days"]],
+                            name="trend.days"))
     return sections
 
 
@@ -154,20 +163,26 @@ def _cell(column: str, value) -> str:
         return "—"
     if isinstance(value, str):
         return value
-    if column in ("rate", "share") or column.endswith("_rate") or (column == "value" and isinstance(value, float) and value <= 1):
+    if column in ("rate", "share") or column.endswith("_rate"):
         return _pct(value)
     return _num(value)
 
 
-def _summary_cell(metric: str, value) -> str:
-    if isinstance(value, float) and ("rate" in metric):
-        return _pct(value)
-    return _cell("", value)
+#: How the summary's metrics read in a table (CSV keeps the keys).
+SUMMARY_LABELS = {
+    "acted_within_window": "acted within window", "windows_closed": "windows closed",
+    "acted_within_window_rate": "acted-within-window rate", "ack_median_min": "time to acknowledge, median (min)",
+    "ack_p90_min": "time to acknowledge, p90 (min)", "decide_median_min": "time to decide, median (min)",
+    "decide_p90_min": "time to decide, p90 (min)", "escalated_signals": "escalated signals", "escalation_rate": "escalation rate",
+    "escalations_automatic": "escalations by the sweep", "escalations_manual": "escalations by people",
+    "flagged_at_top_tier": "breached at the top tier", "bad_actors": "bad actors",
+}
 
 
 def _cells(section: Section, row: list) -> list[str]:
-    if section.title == "Summary":
-        return [row[0], _summary_cell(row[0], row[1])]
+    if section.name == "summary":
+        metric, value = row
+        return [SUMMARY_LABELS.get(metric, metric), _cell(metric, value) if value != "" else "none"]
     return [_cell(c, v) for c, v in zip(section.columns, row, strict=True)]
 
 
@@ -180,7 +195,8 @@ def _header(data: dict, zone) -> list[str]:
 
 
 def render_report(data: dict, fmt: str, zone) -> str:
-    """The report as ``fmt``: json (the dict itself), csv (one value a line), md or table."""
+    """The report as ``fmt``: json (the dict itself), csv (one value a line:
+    section,group,metric,value, sections named after the JSON keys), md or table."""
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     sections = report_sections(data)
@@ -190,12 +206,12 @@ def render_report(data: dict, fmt: str, zone) -> str:
         writer.writerow(["section", "group", "metric", "value"])
         for s in sections:
             for row in s.rows:
-                if s.title == "Summary":
-                    writer.writerow([s.title, "", row[0], "" if row[1] is None else row[1]])
+                if s.name == "summary":
+                    writer.writerow([s.name, "", row[0], "" if row[1] is None else row[1]])
                     continue
                 group = ";".join(f"{c}={'' if v is None else v}" for c, v in zip(s.columns[:s.keys], row[:s.keys]))
                 for column, value in zip(s.columns[s.keys:], row[s.keys:]):
-                    writer.writerow([s.title, group, column, "" if value is None else value])
+                    writer.writerow([s.name, group, column, "" if value is None else value])
         return out.getvalue()
     if fmt == "md":
         lines = [f"# {_header(data, zone)[0]}", "", _header(data, zone)[1], ""]
@@ -371,7 +387,7 @@ def replay(signals: Iterable[PastSignal], config, as_of: datetime) -> dict[int, 
     have been breached: a person's first decision after the deadline, or none and the
     deadline before ``as_of``. Autonomous signals act at once and breach nothing."""
     from tiermeet.domain.enums import Autonomy
-    from tiermeet.domain.policy import SignalFacts, deadline, place, window_for
+    from tiermeet.domain.policy import SignalFacts, deadline, place
 
     policy, calendar, top = config.governance, config.calendar, config.top_tier
     counts: dict[int, TierCounts] = {}
@@ -383,7 +399,7 @@ def replay(signals: Iterable[PastSignal], config, as_of: datetime) -> dict[int, 
         setattr(tier, placement.autonomy.value, getattr(tier, placement.autonomy.value) + 1)
         if placement.autonomy is Autonomy.AUTONOMOUS:
             continue
-        due = deadline(window_for(policy, facts, placement.start_tier), s.window_start or s.detected_at, calendar)
+        due = deadline(placement.window, s.window_start or s.detected_at, calendar)
         if s.decided_at is not None:
             tier.decided += 1
             tier.breached += s.decided_at > due

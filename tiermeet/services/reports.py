@@ -6,14 +6,15 @@ random histories), so a report over a million signals reads a few thousand group
 instead of a million objects.
 
 How it stays fast. SQLite groups by sorting, and sorting a million rows on several text
-columns costs seconds, so each big query first folds everything a row is grouped on —
-model, area, line, category, tier, the counting flags, the trend day — into ONE integer
-(dimension values are numbered from the skip-scanned list of models and the plant's
-config) and groups on that; Python decodes the few thousand groups. Three read
-connections run the signal pass, the decision pass and the response times side by side
-on one snapshot. Response times need an order: the database filters and computes the
-durations in one pass and the two columns are sorted once each to read the nearest
-ranks (to the millisecond, as the stored times go through julianday()).
+columns (carrying the values to sum) costs seconds, so each big pass first folds
+everything a row is grouped on — model, area, line, category, tier, the counting flags,
+the trend day — into ONE integer (dimension values are numbered from the skip-scanned
+list of models and the plant's config) and groups on that; Python decodes the few
+thousand groups. The passes over signals and decisions are cut into rowid ranges read
+side by side by a few connections that share one snapshot (SQLite runs a statement on
+one core). Response times need an order: the database filters and computes the
+durations, and each column is sorted once to read the nearest ranks (to the
+millisecond, as the stored times go through julianday()).
 
 What is counted
     The report covers the signals DETECTED in ``[since, until)`` (either end open),
@@ -97,7 +98,7 @@ from zoneinfo import ZoneInfo
 from tiermeet.domain import metrics
 from tiermeet.domain.enums import Category
 from tiermeet.services.context import Context
-from tiermeet.store.queries import connect_read
+from tiermeet.store.queries import BUSY_TIMEOUT_S, connect_read
 
 REPORT_VERSION = 1
 TREND_DAYS = 28
@@ -342,7 +343,7 @@ class _Readers:
     def __enter__(self) -> "_Readers":
         self._stack = ExitStack()
         conns = [self._stack.enter_context(closing(_connect(self.path))) for _ in range(self.workers + 1)]
-        _same_snapshot(conns)
+        _same_snapshot(conns, self.path)
         self.main = conns[0]
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
         for conn in conns[1:]:
@@ -373,11 +374,28 @@ class _Readers:
         return [{"lo": start, "hi": min(hi, start + step - 1)} for start in range(lo, hi + 1, step)]
 
 
-def _same_snapshot(conns: list[sqlite3.Connection], attempts: int = 20) -> None:
-    """Open a read transaction on each connection such that all see the same commit:
-    every change appends to the audit log and the outbox, so equal last rows there mean
-    one snapshot."""
-    for _ in range(attempts):
+def _same_snapshot(conns: list[sqlite3.Connection], path) -> None:
+    """Start a read transaction on each connection such that all see the same commit:
+    while this holds the write lock for a moment nobody can commit, so the snapshots the
+    readers take meanwhile are one. (A file this process may not write falls back to
+    comparing the last audit entry and outbox row, which every change appends.)"""
+    try:
+        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as lock:
+            lock.execute("BEGIN IMMEDIATE")
+            try:
+                for conn in conns:
+                    conn.execute("BEGIN")
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts at the first read
+            finally:
+                lock.execute("ROLLBACK")
+        return
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc) and "read-only" not in str(exc):
+            raise
+        for conn in conns:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+    for _ in range(20):
         seen = set()
         for conn in conns:
             conn.execute("BEGIN")
@@ -573,6 +591,8 @@ def _decision_groups(conn: sqlite3.Connection, dims: _Dims, where: str, params: 
         k, kind = divmod(k, 8)
         k, made_by = divmod(k, 4)
         k, person = divmod(k, np_)
+        if not k:
+            raise AssertionError("a decision's model is missing from the models read in the same snapshot")
         unknown |= made_by == UNKNOWN_PERSON
         groups.append(DecisionGroup(dims.sources[k - 1], made_by, people.get(person), KINDS[kind - 1] if kind else None,
                                     DISPOSITIONS[disposition - 1] if disposition else None, REVIEW_CODES[review], n))
