@@ -164,8 +164,6 @@ def test_sweep_works_through_many_batches(services, clock):
         assert len(list(session.scalars(select(Escalation.id)))) == count
 
 
-@pytest.mark.xfail(strict=True, reason="governance.py _sweep_batch: a signal flagged once is never flagged again, "
-                                        "even after it is reopened and breaches a new window (flagged_at is never cleared)")
 def test_a_reopened_signal_breaching_again_at_the_top_tier_is_flagged_again(services, clock, make_signal):
     signal = make_signal(1, severity="critical")
     services.signals.escalate(signal.id, actor="julia", reason="area")

@@ -23,9 +23,9 @@ Escalation rate
     Signals escalated at least once ÷ all signals (autonomous included).
 
 Per model
-    volume (all its signals); action rate (signals with a person's act or monitor
-    decision ÷ volume); false-positive rate (dismissed as false_positive ÷ signals with a
-    person's decision); overturn rate (autonomous decisions overturned at review ÷
+    volume (all its signals); action rate (a person's act or monitor decisions ÷
+    volume — counted per decision, so a signal decided twice counts twice);
+    false-positive rate (dismissals as false_positive ÷ a person's decisions); overturn rate (autonomous decisions overturned at review ÷
     autonomous decisions reviewed); shelved time (sum of shelved durations, hours).
     Bad actors: models ranked by false-positive rate among those with ≥ 10 decided
     signals.

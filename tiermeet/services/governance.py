@@ -2,16 +2,17 @@
 of what autonomous models decided alone (design.md §3).
 
 The sweep is idempotent and safe to run every minute beside kiosks that are writing: it
-works in batches, each one BEGIN IMMEDIATE transaction with one audit entry and one sync
-mutation, and a signal it moved has a new window that is not breached, so running it
-again at the same moment finds nothing to do.
+works in batches of BEGIN IMMEDIATE transactions, each moved signal with its own audit
+entry and sync mutation (an escalation, or a reopen for shelving that ended), and a
+signal it moved has a new window that is not breached, so running it again at the same
+moment finds nothing to do.
 """
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import or_, select, text
 
 from tiermeet.domain import rights
 from tiermeet.domain.enums import SignalStatus
@@ -68,7 +69,10 @@ class GovernanceService:
             tx.now = at
             breached = list(tx.session.scalars(
                 select(Signal).where(Signal.tier.in_(range(1, 5)), text(ACTIVE_SQL), Signal.status != SignalStatus.ACTIONED.value,
-                                     Signal.deadline < at, Signal.flagged_at.is_(None)).order_by(Signal.deadline).limit(BATCH)))
+                                     Signal.deadline < at,
+                                     # flagged once per stay at the top tier (a reopen starts a new stay)
+                                     or_(Signal.flagged_at.is_(None), Signal.flagged_at <= Signal.tier_entered_at))
+                .order_by(Signal.deadline).limit(BATCH)))
             shelved = list(tx.session.scalars(
                 select(Signal).where(Signal.status == SignalStatus.SHELVED.value, Signal.shelved_until <= at)
                 .order_by(Signal.shelved_until).limit(BATCH)))
@@ -100,6 +104,8 @@ class GovernanceService:
                 before = lifecycle_image(signal)
                 signal.status = SignalStatus.OPEN.value
                 signal.status_epoch += 1
+                signal.shelved_until = None
+                signal.acknowledged_at = signal.acknowledged_by = None
                 signal.tier_entered_at = at
                 signal.deadline = deadline_at_tier(self.ctx.config, signal, signal.tier, at)
                 signal.updated_at = at

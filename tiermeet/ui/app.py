@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 
 
+#: How often an open board sweeps breached windows.
+SWEEP_SECONDS = 60
+
+
 class TierMeetApp(App):
     """A tier board on a kiosk, an office PC or a browser."""
 
@@ -93,6 +97,13 @@ class TierMeetApp(App):
         """After the first frame: load the write path and sync people from the config."""
         self.services.prepare()
         self.call_from_thread(self._schedule_sync, 1.0)
+        self.call_from_thread(self.set_interval, SWEEP_SECONDS, self.sweep_in_background)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sweep")
+    def sweep_in_background(self) -> None:
+        """Escalate breached windows while the board is open, as ``tiermeet sweep`` does
+        from a timer; idempotent, so kiosks sweeping the same database do no harm."""
+        self.services.governance.sweep()
 
     # ----- background sync -----
     def _schedule_sync(self, delay: float) -> None:
