@@ -40,9 +40,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import event, func, select, tuple_
 
+from tiermeet.domain import rights
 from tiermeet.domain.clock import FixedClock
 from tiermeet.domain.durations import END_OF_SHIFT, parse_duration
 from tiermeet.domain.enums import Autonomy, DecisionKind, Disposition
+from tiermeet.domain.errors import DomainError
 from tiermeet.domain.policy import SignalFacts, place, response_deadline, window_for
 from tiermeet.ingest.readers import Row
 from tiermeet.services.bundle import Services, open_services
@@ -689,6 +691,16 @@ class Builder:
     def pick(self, people: list[str]) -> str:
         return self.rng.choice(people)
 
+    def may(self, who: str, act: str, tier: int) -> bool:
+        """True when the policy's role rules let ``who`` do ``act`` at ``tier`` (a model,
+        ``ai:<source>``, acts under the policy itself)."""
+        role = next((p.role.value for p in self.config.people if p.id == who), None)
+        try:
+            rights.check(self.config.governance.rights, act, role=role, tier=tier, who=who)
+        except DomainError:
+            return False
+        return True
+
     def decider(self, plan: Plan, tier: int) -> str:
         if tier == 1:
             return self.crew.leads(plan.line)[0] if self.rng.random() < 0.9 else self.pick(self.crew.supervisors(plan.area))
@@ -1090,6 +1102,8 @@ class Builder:
         if slot is not None:
             who = who or (slot.facilitator if tier > 1 or self.rng.random() < 0.8 else self.pick(slot.attendees or [slot.facilitator]))
         who = who or self.decider(plan, tier)
+        if not self.may(who, "shelve" if kind is DecisionKind.SHELVE else "decide", tier):
+            who = self.decider(plan, tier)
 
         def run() -> None:
             spec = ActionSpec(*action) if action else None
