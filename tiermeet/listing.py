@@ -44,7 +44,7 @@ def render_signals(signals: list[SignalRow], fmt: str, now: datetime) -> str:
         table.add_column(header, overflow="ellipsis", no_wrap=header != "title")
     for s in signals:
         table.add_row(short_ref("signal", s.id), str(s.tier), s.severity, s.category, s.line or s.area, s.title,
-                      s.source, time_left(s.deadline, now), s.status)
+                      s.source, "decided" if s.status == "actioned" else time_left(s.deadline, now), s.status)
     console = Console(file=io.StringIO(), width=140, color_system=None)
     console.print(table if signals else "no signals")
     return console.file.getvalue()
