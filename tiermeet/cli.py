@@ -92,9 +92,14 @@ def main(ctx: click.Context, db: Path | None, config: Path | None, tier: int | N
 def _open_board(services, tier: int | None, scope: str | None, kiosk: bool = False) -> None:
     from tiermeet.ui.app import TierMeetApp
 
+    from tiermeet.domain.errors import DomainError
+    from tiermeet.services.board import scope_for
+
     config = services.ctx.config
-    if scope is not None and scope != "plant" and scope not in config.line_area and scope not in {a.id for a in config.areas}:
-        fail(f"--scope: {scope!r} is not a configured line, area or 'plant'", EXIT_UNUSABLE)
+    try:
+        scope_for(config, tier, scope)
+    except DomainError as exc:
+        fail(f"--scope: {exc}", EXIT_UNUSABLE)
     if tier is not None and config.tier(tier) is None:
         fail(f"--tier: this plant runs no tier {tier}; it runs {', '.join(str(t.level) for t in config.tiers)}", EXIT_UNUSABLE)
     TierMeetApp(services, tier=tier or config.kiosk.tier, scope=scope or config.kiosk.scope, kiosk=kiosk).run()
@@ -179,20 +184,18 @@ def ingest(settings: Settings, files: tuple[str, ...], fmt: str | None) -> None:
 def signals(settings: Settings, tier, scope, status, category, fmt, limit) -> None:
     """List signals in board order: time left in the window, then severity."""
     from tiermeet.domain.enums import SignalStatus
+    from tiermeet.domain.errors import DomainError
     from tiermeet.listing import render_signals
-    from tiermeet.store.queries import Filters, Scope
+    from tiermeet.services.board import scope_for
+    from tiermeet.store.queries import Filters
 
     config = settings.load_config()
     if status is not None and status not in {s.value for s in SignalStatus}:
         fail(f"--status: {status!r} is not one of {', '.join(s.value for s in SignalStatus)}", EXIT_UNUSABLE)
-    if scope in config.line_area:
-        where = Scope(tier=tier, line=scope)
-    elif scope in {a.id for a in config.areas}:
-        where = Scope(tier=tier, area=scope)
-    elif scope in (None, "plant"):
-        where = Scope(tier=tier)
-    else:
-        fail(f"--scope: {scope!r} is not a configured line, area or 'plant'", EXIT_UNUSABLE)
+    try:
+        where = scope_for(config, tier, scope)
+    except DomainError as exc:
+        fail(f"--scope: {exc}", EXIT_UNUSABLE)
     services = settings.services()
     rows = services.board.page(where, Filters(statuses=(status,) if status else None, category=category), limit=limit)
     click.echo(render_signals(rows, fmt, services.ctx.clock.now()), nl=False)

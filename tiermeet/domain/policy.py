@@ -186,6 +186,17 @@ def deadline(window: str, start: datetime, calendar: ShiftCalendar) -> datetime:
     return start + parse_duration(window)
 
 
+def first_window(policy: Governance, record: dict, now: datetime, top_tier: int,
+                 calendar: ShiftCalendar) -> tuple[Placement, datetime, datetime]:
+    """Where a new signal (an ingest record's fields) starts: its placement, and its first
+    window, which opens at detection — or at arrival, for a detection time still ahead."""
+    facts = SignalFacts(record["category"], record["severity"], record["source"], record["kind"], record["area"],
+                        record["line"], record["confidence"])
+    placement = place(policy, facts, top_tier)
+    start = min(record["detected_at"], now)
+    return placement, start, deadline(placement.window, start, calendar)
+
+
 def response_deadline(policy: Governance, facts: SignalFacts, tier: int, start: datetime, calendar: ShiftCalendar) -> datetime:
     """The deadline for a signal that reached ``tier`` at ``start``."""
     return deadline(window_for(policy, facts, tier), start, calendar)

@@ -561,15 +561,11 @@ def placement(config, record: dict, now: datetime, version: str | None = None) -
     """Where a new signal starts under the plant's policy: the same rules as local ingest
     (first matching rule's autonomy and start tier, the window at that tier from the
     earlier of detection and arrival)."""
-    from tiermeet.domain.policy import SignalFacts, deadline, place
+    from tiermeet.domain.policy import first_window
 
     policy = config.governance
-    facts = SignalFacts(record["category"], record["severity"], record["source"], record["kind"], record["area"],
-                        record["line"], record["confidence"])
-    where = place(policy, facts, config.top_tier)
-    start = min(record["detected_at"], now)
-    return {"tier": where.start_tier, "tier_entered_at": start,
-            "deadline": deadline(where.window, start, config.calendar),
+    where, start, due = first_window(policy, record, now, config.top_tier, config.calendar)
+    return {"tier": where.start_tier, "tier_entered_at": start, "deadline": due,
             "autonomy": where.autonomy.value, "policy_rule": where.rule, "policy_version": version or policy.version}
 
 

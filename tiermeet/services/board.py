@@ -5,10 +5,10 @@ from contextlib import closing
 
 from tiermeet.domain.errors import DomainError
 from tiermeet.services.context import Context
-from tiermeet.settings import PLANT_SCOPE
+from tiermeet.settings import PLANT_SCOPE, Config
 from tiermeet.store.queries import Cursor, Filters, Scope, SignalRow, board_page, connect_read
 
-__all__ = ["BoardService", "Cursor", "Filters", "Scope"]
+__all__ = ["BoardService", "Cursor", "Filters", "Scope", "scope_for"]
 
 
 class BoardService:
@@ -24,11 +24,15 @@ class BoardService:
 
     def scope_for(self, tier: int | None, unit: str | None) -> Scope:
         """The scope of a board for a line, an area or the plant (``None`` or 'plant')."""
-        config = self.ctx.config
-        if unit in config.line_area:
-            return Scope(tier=tier, line=unit)
-        if unit in {a.id for a in config.areas}:
-            return Scope(tier=tier, area=unit)
-        if unit not in (None, PLANT_SCOPE):
-            raise DomainError(f"{unit!r} is not a configured line, area or 'plant'")
-        return Scope(tier=tier)
+        return scope_for(self.ctx.config, tier, unit)
+
+
+def scope_for(config: Config, tier: int | None, unit: str | None) -> Scope:
+    """The scope a line, an area or the plant (``None`` or 'plant') names, at ``tier``."""
+    if unit in config.line_area:
+        return Scope(tier=tier, line=unit)
+    if unit in {a.id for a in config.areas}:
+        return Scope(tier=tier, area=unit)
+    if unit not in (None, PLANT_SCOPE):
+        raise DomainError(f"{unit!r} is not a configured line, area or 'plant'")
+    return Scope(tier=tier)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 
 from tiermeet.domain.enums import Autonomy, DecisionKind, SignalStatus
-from tiermeet.domain.policy import SignalFacts, deadline, place
+from tiermeet.domain.policy import first_window
 from tiermeet.ingest.contract import Plan, RecordError, check_record
 from tiermeet.ingest.readers import Problem, Row
 from tiermeet.services.context import Context
@@ -129,16 +129,12 @@ class IngestService:
         suspended = set(session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
         placed = []
         for r in fresh:
-            facts = SignalFacts(r["category"], r["severity"], r["source"], r["kind"], r["area"], r["line"], r["confidence"])
-            placement = place(policy, facts, top)
+            placement, start, due = first_window(policy, r, now, top, calendar)
             autonomy, rule = placement.autonomy.value, placement.rule
             if autonomy == AUTONOMOUS and r["source"] in suspended:
                 autonomy, rule = SIGN_OFF, f"{rule} (autonomy suspended)"
-            detected = r["detected_at"]
-            start = detected if detected <= now else now  # min(detected, now)
-            tier = placement.start_tier
-            due = deadline(placement.window, start, calendar)
-            placed.append((r, new_id(), ACTIONED if autonomy == AUTONOMOUS else OPEN, tier, start, due, autonomy, rule))
+            placed.append((r, new_id(), ACTIONED if autonomy == AUTONOMOUS else OPEN, placement.start_tier, start, due,
+                           autonomy, rule))
         return placed
 
 

@@ -14,9 +14,11 @@ from sqlalchemy import select
 
 from tiermeet.domain.errors import DomainError
 from tiermeet.domain.refs import short_ref
+from tiermeet.services.board import scope_for
 from tiermeet.services.context import Context
 from tiermeet.services.lookup import load_record
 from tiermeet.services.unit import jsonable
+from tiermeet.services.views import scope_condition
 from tiermeet.store.models import Action, Decision, Escalation, Meeting, MeetingAttendance, Person, Signal
 
 
@@ -104,10 +106,9 @@ class MinutesService:
             until = meeting.ended_at or self.ctx.clock.now()
             stmt = (select(Escalation, Signal).join(Signal, Signal.id == Escalation.signal_id)
                     .where(Escalation.from_tier == meeting.tier, Escalation.raised_at >= meeting.started_at, Escalation.raised_at <= until))
-            if meeting.scope in self.ctx.config.line_area:
-                stmt = stmt.where(Signal.line == meeting.scope)
-            elif meeting.scope in {a.id for a in self.ctx.config.areas}:
-                stmt = stmt.where(Signal.area == meeting.scope)
+            condition = scope_condition(scope_for(self.ctx.config, None, meeting.scope))
+            if condition is not None:
+                stmt = stmt.where(condition)
             escalations = [{"signal_ref": short_ref("signal", s.id), "signal_title": s.title, "from_tier": e.from_tier,
                             "to_tier": e.to_tier, "reason": e.reason, "by": names.get(e.raised_by, e.raised_by)}
                            for e, s in session.execute(stmt.order_by(Escalation.raised_at))]

@@ -69,7 +69,8 @@ def _names(session: Session) -> dict[str, str]:
     return dict(session.execute(select(Person.id, Person.name)).all())
 
 
-def _in_scope(scope: Scope):
+def scope_condition(scope: Scope):
+    """The SQL condition that keeps signals in ``scope``'s line or area (None: the plant)."""
     if scope.line is not None:
         return Signal.line == scope.line
     if scope.area is not None:
@@ -103,7 +104,7 @@ class ViewService:
         with self.ctx.read() as session:
             stmt = (select(Action, Person.name, Signal.title).join(Person, Person.id == Action.owner_id)
                     .outerjoin(Signal, Signal.id == Action.signal_id).where(Action.status.in_(OPEN_ACTIONS)))
-            condition = _in_scope(scope)
+            condition = scope_condition(scope)
             if condition is not None:
                 stmt = stmt.where(or_(condition, Action.signal_id.is_(None)))
             rows = [ActionRow(a, name, title, a.due_at < now and a.status != ActionStatus.DONE.value)
@@ -115,7 +116,7 @@ class ViewService:
         with self.ctx.read() as session:
             stmt = (select(Escalation, Signal).join(Signal, Signal.id == Escalation.signal_id)
                     .where(Escalation.to_tier == tier, Escalation.raised_at >= since).order_by(Escalation.raised_at.desc()))
-            condition = _in_scope(scope)
+            condition = scope_condition(scope)
             if condition is not None:
                 stmt = stmt.where(condition)
             return [EscalationRow(e, s) for e, s in session.execute(stmt)]
@@ -126,7 +127,7 @@ class ViewService:
             stmt = (select(Decision, Signal).join(Signal, Signal.id == Decision.signal_id)
                     .outerjoin(DecisionReview, DecisionReview.decision_id == Decision.id)
                     .where(Decision.decided_by.like("ai:%"), DecisionReview.decision_id.is_(None), Decision.tier == tier))
-            condition = _in_scope(scope)
+            condition = scope_condition(scope)
             if condition is not None:
                 stmt = stmt.where(condition)
             return [(d, s) for d, s in session.execute(stmt.order_by(Decision.decided_at).limit(limit))]
@@ -137,7 +138,7 @@ class ViewService:
             stmt = select(Signal.source).where(Signal.status.in_(ACTIVE)).distinct()
             if scope.tier is not None:
                 stmt = stmt.where(Signal.tier == scope.tier)
-            condition = _in_scope(scope)
+            condition = scope_condition(scope)
             if condition is not None:
                 stmt = stmt.where(condition)
             return sorted(session.scalars(stmt))
@@ -167,7 +168,7 @@ class ViewService:
             stmt = select(Signal).where(Signal.status == SignalStatus.SHELVED.value, Signal.shelved_until <= until)
             if scope.tier is not None:
                 stmt = stmt.where(Signal.tier == scope.tier)
-            condition = _in_scope(scope)
+            condition = scope_condition(scope)
             if condition is not None:
                 stmt = stmt.where(condition)
             return list(session.scalars(stmt.order_by(Signal.shelved_until).limit(200)))
@@ -179,7 +180,7 @@ class ViewService:
             stmt = select(Signal).where(Signal.status.in_(ACTIVE))
             if scope.tier is not None:
                 stmt = stmt.where(Signal.tier == scope.tier)
-            condition = _in_scope(scope)
+            condition = scope_condition(scope)
             if condition is not None:
                 stmt = stmt.where(condition)
             signals = list(session.scalars(stmt.order_by(Signal.deadline, Signal.severity_rank).limit(500)))

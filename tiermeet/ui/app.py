@@ -8,12 +8,13 @@ only — no SQL, no HTTP — and slow work runs in thread workers that post resu
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -221,13 +222,9 @@ class TierMeetApp(App):
 
     # ----- idle lock -----
     def _monotonic(self) -> float:
-        import time
-
         return time.monotonic()
 
     def on_event(self, event):
-        from textual import events
-
         if isinstance(event, (events.Key, events.MouseDown)):
             self._last_input = self._monotonic()
         return super().on_event(event)
