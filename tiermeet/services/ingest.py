@@ -1,4 +1,4 @@
-"""Bulk ingest of signals: validated rows in, batches of Core inserts out.
+"""Bulk ingest of signals: validated rows in, batches of prepared inserts out.
 
 Rows are checked one by one (a bad row is reported with its line and never stops the
 good ones), then written in batches: each batch is one transaction holding the new
@@ -6,14 +6,20 @@ signals, one audit entry and one ``signal.ingest`` sync mutation naming the ids.
 payload of a signal is immutable, so the sync client reads it from the signal table when
 it pushes instead of copying it into the outbox. Re-ingesting the same (source,
 external_id) is a no-op, counted as a duplicate.
+
+Reading, checking and placing rows is Python work; storing a batch is mostly SQLite's,
+which runs without the interpreter lock. So one batch is written on a writer thread while
+the next is read and checked, and a large file takes about as long as the slower of the
+two instead of their sum. Batches are still written one at a time and in file order.
 """
 
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from tiermeet.domain.enums import Autonomy, DecisionKind, SignalStatus
 from tiermeet.domain.policy import first_window
@@ -65,95 +71,196 @@ class IngestService:
         """Check and store ``rows``; ``origin`` (a file name) goes into the audit entry."""
         report = IngestReport()
         plan = plan_of(self.ctx)
+        prepare = _Preparer(self.ctx)
         first_line: dict[tuple[str, str], int] = {}
         batch: list[dict] = []
-        for row in rows:
-            if isinstance(row, Problem):
-                report.rejected.append((row.line, row.field, row.reason))
-                continue
-            try:
-                record = check_record(row.data, plan)
-            except RecordError as exc:
-                report.rejected.append((row.line, exc.field, exc.reason))
-                continue
-            key = (record["source"], record["external_id"])
-            if key in first_line:
-                report.rejected.append((row.line, "external_id",
-                                        f"{key[1]!r} from source {key[0]!r} already appears on line {first_line[key]}"))
-                continue
-            first_line[key] = row.line
-            batch.append(record)
-            if len(batch) >= BATCH:
-                self._write(batch, report, origin, actor)
-                batch = []
-        if batch:
-            self._write(batch, report, origin, actor)
+        with _BatchWriter(self.ctx, report, origin, actor) as writer:
+            for row in rows:
+                if isinstance(row, Problem):
+                    report.rejected.append((row.line, row.field, row.reason))
+                    continue
+                try:
+                    record = check_record(row.data, plan)
+                except RecordError as exc:
+                    report.rejected.append((row.line, exc.field, exc.reason))
+                    continue
+                key = (record["source"], record["external_id"])
+                if key in first_line:
+                    report.rejected.append((row.line, "external_id",
+                                            f"{key[1]!r} from source {key[0]!r} already appears on line {first_line[key]}"))
+                    continue
+                first_line[key] = row.line
+                batch.append(record)
+                if len(batch) >= BATCH:
+                    writer.write(prepare(batch))
+                    batch = []
+            if batch:
+                writer.write(prepare(batch))
         return report
 
-    def _write(self, records: list[dict], report: IngestReport, origin: str, actor: str) -> None:
-        with self.ctx.tx(actor) as tx:
+
+#: Columns of a newly ingested signal, in the order the prepared rows hold them; the last
+#: three belong to the transaction that writes the batch and are added there.
+_COLUMNS = ("id", "external_id", "source", "model_version", "kind", "detected_at", "area", "line", "asset", "category",
+            "severity", "severity_rank", "confidence", "title", "detail", "suggested_action", "evidence_url", "extra",
+            "status", "status_epoch", "tier", "tier_entered_at", "deadline", "first_deadline", "autonomy", "policy_rule",
+            "policy_version", "ingested_at", "updated_at", "updated_hlc")
+_STATUS, _AUTONOMY, _RULE = _COLUMNS.index("status"), _COLUMNS.index("autonomy"), _COLUMNS.index("policy_rule")
+_INSERT = f"INSERT INTO signal ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_TIMES = frozenset({"detected_at", "ingested_at", "tier_entered_at", "deadline", "updated_at", "first_deadline"})
+#: Columns whose types change the Python value on the way to SQLite; the preparer does that
+#: itself, once per value rather than through a bind processor per column per row.
+#: (``confidence`` is a Float, whose processor makes a float: the contract already did.)
+_CONVERTED = {"id", "extra", "confidence", *_TIMES}
+
+
+@dataclass
+class _Prepared:
+    """A batch ready to store: its records, the driver rows (all but the transaction's own
+    columns), the new ids, and which rows the policy lets their model act on alone."""
+
+    records: list[dict]
+    rows: list[tuple]
+    ids: list
+    autonomous: list[int]
+
+
+class _Preparer:
+    """Places checked records by the policy and turns them into rows as the driver takes
+    them, converting each value exactly as its column type would (ids as 32 hex digits,
+    times by ``to_db_text``, ``extra`` by the JSON type's own bind processor): going through
+    the Core insert with dicts costs more in parameter processing than SQLite needs to store
+    the row. A column type that starts converting values some other way stops ingest with
+    an error here, rather than letting it store something different."""
+
+    def __init__(self, ctx: Context) -> None:
+        config = ctx.config
+        self.clock = ctx.clock
+        self.policy, self.calendar, self.top = config.governance, config.calendar, config.top_tier
+        self.version = config.governance.version
+        dialect = ctx.engine.dialect
+        table = Signal.__table__
+        for name in _COLUMNS:
+            if name not in _CONVERTED and table.c[name].type.dialect_impl(dialect).bind_processor(dialect) is not None:
+                raise RuntimeError(f"signal.{name} converts its values; ingest's prepared rows would store them unconverted")
+        self.json = table.c.extra.type.dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
+
+    def __call__(self, records: list[dict]) -> _Prepared:
+        json, json_none = self.json, self.json(None)
+        policy, calendar, top, version = self.policy, self.calendar, self.top, self.version
+        now = self.clock.now()
+        rows, ids, autonomous = [], [], []
+        for r in records:
+            placement, start, due = first_window(policy, r, now, top, calendar)
+            autonomy = placement.autonomy.value
+            signal_id = new_id()
+            detected = r["detected_at"]
+            detected_text = to_db_text(detected)
+            due_text = to_db_text(due)
+            extra = r["extra"]
+            if autonomy == AUTONOMOUS:
+                autonomous.append(len(rows))
+            rows.append((
+                signal_id.hex, r["external_id"], r["source"], r["model_version"], r["kind"], detected_text, r["area"],
+                r["line"], r["asset"], r["category"], r["severity"], r["severity_rank"], r["confidence"], r["title"],
+                r["detail"], r["suggested_action"], r["evidence_url"], json_none if extra is None else json(extra),
+                ACTIONED if autonomy == AUTONOMOUS else OPEN, 0, placement.start_tier,
+                detected_text if start is detected else to_db_text(start), due_text, due_text, autonomy, placement.rule,
+                version,
+            ))
+            ids.append(signal_id)
+        return _Prepared(records, rows, ids, autonomous)
+
+
+class _BatchWriter:
+    """Stores prepared batches on one writer thread, one transaction each, in order.
+
+    ``write`` waits for the batch before (so at most one is in flight, and its error
+    surfaces at once), and leaving the block waits for the last one, also when the reading
+    side fails: a batch is committed whole or not at all, never abandoned midway."""
+
+    def __init__(self, ctx: Context, report: IngestReport, origin: str, actor: str) -> None:
+        self.ctx, self.report, self.origin, self.actor = ctx, report, origin, actor
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self._pending: Future | None = None
+
+    def __enter__(self) -> "_BatchWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown()
+
+    def write(self, batch: _Prepared) -> None:
+        self._wait()
+        self._pending = self._pool.submit(self._store, batch)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _store(self, batch: _Prepared) -> None:
+        report = self.report
+        with self.ctx.tx(self.actor) as tx:
             connection = tx.session.connection()
-            fast = _SqliteRows.for_dialect(connection.dialect)
-            existing = fast.existing(connection, records) if fast else _existing(connection, records)
-            fresh = [r for r in records if (r["source"], r["external_id"]) not in existing] if existing else records
-            report.duplicates += len(records) - len(fresh)
-            if not fresh:
+            existing = _existing(connection, batch.records)
+            keep = [i for i, r in enumerate(batch.records) if (r["source"], r["external_id"]) not in existing]
+            report.duplicates += len(batch.records) - len(keep)
+            if not keep:
                 return
             stamp = tx.stamp()
-            placed = self._placements(tx.session, fresh, tx.now)
-            version = self.ctx.config.governance.version
-            if fast:
-                ids, autonomous = fast.insert(connection, placed, tx.now, stamp, version)
-            else:
-                rows = [_row(p, tx.now, stamp, version) for p in placed]
-                connection.execute(insert(Signal.__table__), rows)
-                ids, autonomous = [row["id"] for row in rows], [row for row in rows if row["autonomy"] == AUTONOMOUS]
-            decisions = [_autonomous_decision(row, tx.now, stamp) for row in autonomous]
+            tail = (to_db_text(tx.now), to_db_text(tx.now), stamp)
+            rows = batch.rows
+            suspended = set(tx.session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
+            kept = set(keep) if len(keep) < len(rows) else None
+            acting = []
+            for i in batch.autonomous:
+                if kept is not None and i not in kept:
+                    continue
+                if batch.records[i]["source"] in suspended:
+                    rows[i] = _without_autonomy(rows[i])
+                else:
+                    acting.append(i)
+            connection.exec_driver_sql(_INSERT, [rows[i] + tail for i in keep])
+            ids = [batch.ids[i] for i in keep]
+            decisions = [_autonomous_decision(batch.records[i], batch.ids[i], rows[i], tx.now, stamp) for i in acting]
             if decisions:
-                connection.execute(insert(Decision.__table__), decisions)
+                connection.execute(Decision.__table__.insert(), decisions)
                 for decision in decisions:  # each model decision in its signal's own history
                     tx.audit_only(entity="signal", entity_id=decision["signal_id"], op="decide:act",
                                   after={"decision_id": decision["id"], "by": decision["decided_by"]})
             tx.record(entity="signal", entity_id=ids[0], op="ingest", mutation="signal.ingest",
                       args={"signal_ids": ids, "autonomous_decisions": [d["id"] for d in decisions]},
-                      after={"origin": origin, "count": len(ids), "last_id": jsonable(ids[-1]), "autonomous": len(decisions)},
+                      after={"origin": self.origin, "count": len(ids), "last_id": jsonable(ids[-1]),
+                             "autonomous": len(decisions)},
                       stamp=stamp)
-            report.added += len(fresh)
-
-    def _placements(self, session, fresh: list[dict], now: datetime) -> list[tuple]:
-        """Where each new signal goes: ``(record, id, status, tier, start, due, autonomy,
-        rule)``, placed by the policy (a suspended model loses its autonomy), with its first
-        window; autonomous ones are already actioned."""
-        config = self.ctx.config
-        policy, calendar, top = config.governance, config.calendar, config.top_tier
-        suspended = set(session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
-        placed = []
-        for r in fresh:
-            placement, start, due = first_window(policy, r, now, top, calendar)
-            autonomy, rule = placement.autonomy.value, placement.rule
-            if autonomy == AUTONOMOUS and r["source"] in suspended:
-                autonomy, rule = SIGN_OFF, f"{rule} (autonomy suspended)"
-            placed.append((r, new_id(), ACTIONED if autonomy == AUTONOMOUS else OPEN, placement.start_tier, start, due,
-                           autonomy, rule))
-        return placed
+            report.added += len(ids)
 
 
-def _row(placed: tuple, now: datetime, stamp: str, version: str) -> dict:
-    """A new signal's row, column by column."""
-    r, signal_id, status, tier, start, due, autonomy, rule = placed
-    return {**r, "id": signal_id, "ingested_at": now, "status": status, "status_epoch": 0, "tier": tier,
-            "tier_entered_at": start, "deadline": due, "first_deadline": due, "autonomy": autonomy, "policy_rule": rule,
-            "policy_version": version, "updated_at": now, "updated_hlc": stamp}
+def _without_autonomy(row: tuple) -> tuple:
+    """A prepared row whose model is suspended: open for a person's sign-off instead."""
+    changed = list(row)
+    changed[_STATUS], changed[_AUTONOMY] = OPEN, SIGN_OFF
+    changed[_RULE] = f"{row[_RULE]} (autonomy suspended)"
+    return tuple(changed)
 
 
-def _autonomous_decision(row: dict, now: datetime, stamp: str) -> dict:
+def _autonomous_decision(record: dict, signal_id, row: tuple, now: datetime, stamp: str) -> dict:
     """The decision an autonomous model makes alone at ingest, kept for a person's review."""
-    action = row["suggested_action"] or "act on its own signal"
-    return {"id": new_id(), "signal_id": row["id"], "kind": DecisionKind.ACT.value,
-            "rationale": f"autonomous under rule {row['policy_rule']!r}: {action}", "disposition": None,
-            "shelved_until": None, "decided_by": f"ai:{row['source']}", "decided_at": now, "tier": row["tier"],
-            "meeting_id": None, "policy_version": row["policy_version"],
-            "ai_snapshot": jsonable({name: row[name] for name in PAYLOAD}), "supersedes": None, "hlc": stamp}
+    action = record["suggested_action"] or "act on its own signal"
+    tier, rule, version = row[_COLUMNS.index("tier")], row[_RULE], row[_COLUMNS.index("policy_version")]
+    return {"id": new_id(), "signal_id": signal_id, "kind": DecisionKind.ACT.value,
+            "rationale": f"autonomous under rule {rule!r}: {action}", "disposition": None,
+            "shelved_until": None, "decided_by": f"ai:{record['source']}", "decided_at": now, "tier": tier,
+            "meeting_id": None, "policy_version": version,
+            "ai_snapshot": jsonable({name: record[name] for name in PAYLOAD}), "supersedes": None, "hlc": stamp}
+
+
+#: Most external ids looked up in one statement (old SQLite builds allow 999 parameters).
+_LOOKUP_CHUNK = 500
 
 
 def _existing(connection, records: list[dict]) -> set[tuple[str, str]]:
@@ -162,107 +269,13 @@ def _existing(connection, records: list[dict]) -> set[tuple[str, str]]:
     ``source = ? AND external_id IN (...)`` is answered from the unique index; a row-value
     ``(source, external_id) IN (...)`` makes SQLite scan the whole index, which on a table
     of a million signals costs more than the insert."""
-    found: set[tuple[str, str]] = set()
-    for source, chunk in _by_source(records):
-        found.update(connection.execute(
-            select(Signal.source, Signal.external_id).where(Signal.source == source, Signal.external_id.in_(chunk))
-        ).all())
-    return found
-
-
-#: Most external ids looked up in one statement (old SQLite builds allow 999 parameters).
-_LOOKUP_CHUNK = 500
-
-
-def _by_source(records: list[dict]):
-    """(source, up to _LOOKUP_CHUNK external ids of that source), covering ``records``."""
     by_source: dict[str, list[str]] = {}
     for record in records:
         by_source.setdefault(record["source"], []).append(record["external_id"])
+    found: set[tuple[str, str]] = set()
     for source, external_ids in by_source.items():
         for i in range(0, len(external_ids), _LOOKUP_CHUNK):
-            yield source, external_ids[i:i + _LOOKUP_CHUNK]
-
-
-#: Columns of a newly ingested signal, in the order ``_SqliteRows.insert`` writes them.
-_COLUMNS = ("id", "external_id", "source", "model_version", "kind", "detected_at", "ingested_at", "area", "line",
-            "asset", "category", "severity", "severity_rank", "confidence", "title", "detail", "suggested_action",
-            "evidence_url", "extra", "status", "status_epoch", "tier", "tier_entered_at", "deadline", "autonomy",
-            "policy_rule", "policy_version", "updated_at", "updated_hlc", "first_deadline")
-_TIMES = frozenset({"detected_at", "ingested_at", "tier_entered_at", "deadline", "updated_at", "first_deadline"})
-#: Columns whose types change the Python value on the way to SQLite; ``_SqliteRows`` does
-#: that itself, once per value rather than through a bind processor per column per row.
-#: (``confidence`` is a Float, whose processor makes a float: the contract already did.)
-_CONVERTED = {"id", "extra", "confidence", *_TIMES}
-
-
-class _SqliteRows:
-    """The SQLite write path: rows as the driver takes them, one prepared INSERT compiled
-    from the Signal table, run with ``executemany`` on the session's connection (so in the
-    transaction that also writes the audit entry and the outbox mutation).
-
-    Going through the Core insert with dicts costs about 7 µs per row in parameter
-    processing alone (UUID to hex, datetime to text, JSON), more than SQLite needs to store
-    the row. Here each value is converted once, exactly as the column type would convert
-    it: ids as 32 hex digits, times by ``to_db_text``, ``extra`` by the JSON type's own bind
-    processor. A column type that starts converting values some other way makes this path
-    step aside (``for_dialect`` returns None) rather than store something different."""
-
-    _by_dialect: dict[str, "_SqliteRows | None"] = {}
-
-    def __init__(self, dialect) -> None:
-        table = Signal.__table__
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(_COLUMNS))
-        if tuple(compiled.positiontup or ()) != _COLUMNS:
-            raise ValueError("the compiled INSERT does not take the columns in _COLUMNS order")
-        for name in _COLUMNS:
-            if name not in _CONVERTED and table.c[name].type.dialect_impl(dialect).bind_processor(dialect) is not None:
-                raise ValueError(f"column {name} converts its values")
-        self.sql = compiled.string
-        self.json = table.c.extra.type.dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
-        self.json_none = self.json(None)
-
-    @classmethod
-    def for_dialect(cls, dialect) -> "_SqliteRows | None":
-        """The SQLite write path, or None where the Core insert is used as it is."""
-        if dialect.name != "sqlite":
-            return None
-        if dialect.name not in cls._by_dialect:
-            try:
-                cls._by_dialect[dialect.name] = cls(dialect)
-            except ValueError:
-                cls._by_dialect[dialect.name] = None
-        return cls._by_dialect[dialect.name]
-
-    def existing(self, connection, records: list[dict]) -> set[tuple[str, str]]:
-        """``_existing``, without compiling a statement per batch."""
-        found: set[tuple[str, str]] = set()
-        for source, chunk in _by_source(records):
+            chunk = external_ids[i:i + _LOOKUP_CHUNK]
             sql = f"SELECT source, external_id FROM signal WHERE source = ? AND external_id IN ({', '.join('?' * len(chunk))})"
             found.update(connection.exec_driver_sql(sql, (source, *chunk)).all())
-        return found
-
-    def insert(self, connection, placed: list[tuple], now: datetime, stamp: str, version: str) -> tuple[list, list[dict]]:
-        """Insert the placed signals; returns their ids and the rows of the autonomous ones."""
-        json, json_none = self.json, self.json_none
-        now_text = to_db_text(now)
-        ids, autonomous, rows = [], [], []
-        for p in placed:
-            r, signal_id, status, tier, start, due, autonomy, rule = p
-            detected = r["detected_at"]
-            detected_text = to_db_text(detected)
-            due_text = to_db_text(due)
-            extra = r["extra"]
-            rows.append((
-                signal_id.hex, r["external_id"], r["source"], r["model_version"], r["kind"], detected_text, now_text,
-                r["area"], r["line"], r["asset"], r["category"], r["severity"], r["severity_rank"], r["confidence"],
-                r["title"], r["detail"], r["suggested_action"], r["evidence_url"],
-                json_none if extra is None else json(extra), status, 0, tier,
-                detected_text if start is detected else to_db_text(start), due_text,
-                autonomy, rule, version, now_text, stamp, due_text,
-            ))
-            ids.append(signal_id)
-            if autonomy == AUTONOMOUS:
-                autonomous.append(_row(p, now, stamp, version))
-        connection.exec_driver_sql(self.sql, rows)
-        return ids, autonomous
+    return found

@@ -22,6 +22,13 @@ PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
+    # A checkpoint copies every page changed since the last one back into the database
+    # file and syncs it. At SQLite's default (every 1,000 pages, 4 MB) a bulk ingest into a
+    # large plant checkpoints every few batches and copies the same hot index pages again
+    # each time; every 10,000 pages halves the ingest's wall time. Once checkpointed, the
+    # WAL file is cut back to 64 MB so a burst does not leave a large file behind.
+    "PRAGMA wal_autocheckpoint=10000",
+    "PRAGMA journal_size_limit=67108864",
 )
 
 
