@@ -275,6 +275,43 @@ def test_large_file_is_written_in_batches(services, db_path):
     assert sum(len(json.loads(args)["signal_ids"]) for _, args in outbox) == 2 * BATCH + 2
 
 
+def _stored(db_path) -> tuple[int, list[int]]:
+    conn = sqlite3.connect(db_path)
+    signals = conn.execute("SELECT count(*) FROM signal").fetchone()[0]
+    batches = [len(json.loads(args)["signal_ids"]) for (args,) in conn.execute("SELECT args FROM outbox WHERE name = 'signal.ingest' ORDER BY seq")]
+    conn.close()
+    return signals, batches
+
+
+def test_a_batch_the_database_refuses_stops_the_run_and_leaves_only_whole_batches(services, db_path):
+    from tiermeet.services.ingest import BATCH
+
+    services.ingest  # the database exists and is migrated before the trigger goes in
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON signal WHEN NEW.external_id = 'e-poison' "
+                 "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+    conn.commit()
+    conn.close()
+    rows = [Row(n, signal_record(n)) for n in range(1, 3 * BATCH)]
+    rows[BATCH + 10] = Row(BATCH + 11, signal_record(BATCH + 11, external_id="e-poison"))
+    with pytest.raises(Exception, match="refused by the test"):
+        services.ingest.ingest(rows, origin="poisoned")
+    assert _stored(db_path) == (BATCH, [BATCH])
+
+
+def test_a_reading_side_failure_still_lets_the_batch_in_flight_finish_whole(services, db_path):
+    from tiermeet.services.ingest import BATCH
+
+    def rows():
+        for n in range(1, BATCH + 6):
+            yield Row(n, signal_record(n))
+        raise OSError("the file went away")
+
+    with pytest.raises(OSError, match="went away"):
+        services.ingest.ingest(rows(), origin="vanishing")
+    assert _stored(db_path) == (BATCH, [BATCH])
+
+
 # --------------------------------------------------------------------------------------
 # Readers: lines that cannot be read as records
 # --------------------------------------------------------------------------------------
