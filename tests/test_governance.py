@@ -176,6 +176,42 @@ def test_a_reopened_signal_breaching_again_at_the_top_tier_is_flagged_again(serv
     assert services.governance.sweep().flagged == [signal.id]
 
 
+def test_sweep_changes_reach_the_server_as_the_device_holds_them(tmp_path):
+    """Each escalation and each end of shelving is its own mutation, in sequence, that the
+    server applies: afterwards the server's records equal the device's, and every audit
+    entry of the sweep pairs with its signal's new HLC."""
+    from tests.sync_helpers import central_rows, client_for, device_rows, diff, make_central, make_device
+
+    central = make_central(f"sqlite:///{tmp_path / 'central.db'}")
+    device = make_device(tmp_path, "k1", at=NOW)
+    rows = [Row(i + 1, signal_record(i, detected_at="2026-11-25T06:00:00+01:00")) for i in range(6)]
+    assert device.ingest.ingest(rows, origin="t").added == 6
+    with device.ctx.read() as session:
+        signals = list(session.scalars(select(Signal).order_by(Signal.external_id)))
+    device.signals.acknowledge(signals[0].id, actor="anna", note="looking")
+    device.signals.decide(signals[1].id, actor="anna", kind="shelve", rationale="planned stop", shelve_until=NOW + timedelta(hours=1))
+    assert client_for(device, central).run_round().ok
+    device.ctx.clock.at = NOW + timedelta(hours=5)
+    result = device.governance.sweep()
+    assert (len(result.escalated), result.unshelved) == (5, [signals[1].id])
+    with device.ctx.read() as session:
+        audits = {a.entity_id: a for a in session.scalars(select(AuditEntry).where(AuditEntry.actor == SWEEP_ACTOR))}
+        moved = list(session.scalars(select(Signal).where(Signal.id.in_(result.escalated + result.unshelved))))
+        mutations = list(session.scalars(select(OutboxMutation).where(OutboxMutation.actor == SWEEP_ACTOR)
+                                         .order_by(OutboxMutation.seq)))
+    assert {str(s.id): s.updated_hlc for s in moved} == {key: a.hlc for key, a in audits.items()}
+    assert [m.hlc for m in mutations] == sorted(a.hlc for a in audits.values())
+    assert [m.seq for m in mutations] == list(range(mutations[0].seq, mutations[0].seq + 6))
+    round_ = client_for(device, central).run_round()
+    assert round_.ok and not round_.rejected, round_
+    assert diff(device_rows(device), central_rows(central)) == []
+    acknowledged = audits[str(signals[0].id)]
+    assert (acknowledged.before["status"], acknowledged.before["acknowledged_by"], acknowledged.before["tier"]) == ("acknowledged", "anna", 1)
+    assert (acknowledged.after["status"], acknowledged.after["acknowledged_by"], acknowledged.after["tier"]) == ("open", None, 2)
+    unshelved = audits[str(signals[1].id)]
+    assert (unshelved.op, unshelved.before["status_epoch"] + 1, unshelved.after["status"]) == ("unshelve", unshelved.after["status_epoch"], "open")
+
+
 def test_sweep_command(run_cli, services, make_signal, db_path):
     make_signal(1)
     services.ctx.engine.dispose()

@@ -4,18 +4,21 @@ Every change a service makes goes through ``Tx.record``, which appends an audit 
 (who, where, when, before/after) and a named mutation to the sync outbox with the next
 per-device sequence number and a hybrid-logical-clock stamp. They share the transaction
 with the change itself, so after a crash either all three are there or none is.
+``Tx.record_many`` does the same for thousands of changes of one kind at once (the sweep),
+with one executemany per table (``insert_many``) instead of one ORM object per row.
 """
 
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic_core import to_jsonable_python
-from sqlalchemy import Engine, select
+from pydantic_core import to_json, to_jsonable_python
+from sqlalchemy import JSON, Engine, Table, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from uuid_utils.compat import uuid7
@@ -44,6 +47,18 @@ def payload_sha256(name: str, args: Any) -> str:
     """A stable hash of a mutation's meaning, so the server can spot a reused seq."""
     text = json.dumps({"name": name, "args": args}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entity's change in a ``Tx.record_many`` call: its mutation's args, the audit
+    before/after images, and the HLC its own rows already carry (None: a fresh one)."""
+
+    entity_id: Any
+    args: dict | None = None
+    before: dict | None = None
+    after: dict | None = None
+    stamp: str | None = None
 
 
 class Tx:
@@ -85,30 +100,44 @@ class Tx:
         ``stamp`` is the HLC the change's own rows already carry (from ``Tx.stamp``)."""
         stamp = stamp or self.stamp()
         entity_key = str(entity_id)
-        self.session.add(
-            AuditEntry(
-                id=new_id(), at=self.now, actor=self.actor, device=self.device.name, entity=entity,
-                entity_id=entity_key, op=op, before=jsonable(before), after=jsonable(after), hlc=stamp,
-            )
-        )
-        args = jsonable(args)
-        self.session.add(
-            OutboxMutation(
-                seq=self._next_seq, mutation_id=new_id(), name=mutation, entity=entity, entity_id=entity_key,
-                args=args, hlc=stamp, actor=self.actor, created_at=self.now, payload_sha256=payload_sha256(mutation, args),
-            )
-        )
-        self._next_seq += 1
+        self.session.add(AuditEntry(**self._audit_row(entity, entity_key, op, before, after, stamp)))
+        self.session.add(OutboxMutation(**self._outbox_row(entity, entity_key, mutation, args, stamp)))
         return stamp
 
     def audit_only(self, *, entity: str, entity_id: Any, op: str, before: dict | None = None, after: dict | None = None) -> None:
         """An audit entry without a sync mutation, for local-only facts (config reference data)."""
-        self.session.add(
-            AuditEntry(
-                id=new_id(), at=self.now, actor=self.actor, device=self.device.name, entity=entity,
-                entity_id=str(entity_id), op=op, before=jsonable(before), after=jsonable(after), hlc=self.stamp(),
-            )
-        )
+        self.session.add(AuditEntry(**self._audit_row(entity, str(entity_id), op, before, after, self.stamp())))
+
+    def record_many(self, *, entity: str, op: str, mutation: str | None, changes: Sequence[Change]) -> list[str]:
+        """``record`` for many changes of one kind: each still gets its own audit entry and,
+        unless ``mutation`` is None (a local-only fact, as in ``audit_only``), its own outbox
+        mutation with the next sequence number — but each table is written with one
+        executemany, not an ORM object per row, so thousands cost milliseconds. Returns each
+        change's HLC, in order."""
+        audits, mutations, stamps = [], [], []
+        for change in changes:
+            stamp = change.stamp or self.stamp()
+            entity_key = str(change.entity_id)
+            audits.append(self._audit_row(entity, entity_key, op, change.before, change.after, stamp))
+            if mutation is not None:
+                mutations.append(self._outbox_row(entity, entity_key, mutation, change.args or {}, stamp))
+            stamps.append(stamp)
+        insert_many(self.session, AuditEntry.__table__, audits)
+        insert_many(self.session, OutboxMutation.__table__, mutations)
+        return stamps
+
+    def _audit_row(self, entity: str, entity_key: str, op: str, before: dict | None, after: dict | None, stamp: str) -> dict:
+        return {"id": new_id(), "at": self.now, "actor": self.actor, "device": self.device.name, "entity": entity,
+                "entity_id": entity_key, "op": op, "before": jsonable(before), "after": jsonable(after), "hlc": stamp}
+
+    def _outbox_row(self, entity: str, entity_key: str, mutation: str, args: dict, stamp: str) -> dict:
+        """The next outbox mutation; takes its sequence number."""
+        args = jsonable(args)
+        row = {"seq": self._next_seq, "mutation_id": new_id(), "name": mutation, "entity": entity, "entity_id": entity_key,
+               "args": args, "hlc": stamp, "actor": self.actor, "created_at": self.now,
+               "payload_sha256": payload_sha256(mutation, args), "attempts": 0, "last_error": None}
+        self._next_seq += 1
+        return row
 
     def save_state(self) -> None:
         """Persist the sequence counter and clock with the transaction they were used in."""
@@ -119,6 +148,51 @@ class Tx:
         upsert = sqlite_insert(SyncState).values(rows)
         self.session.execute(upsert.on_conflict_do_update(index_elements=["key"], set_={"value": upsert.excluded.value}))
 
+
+
+def insert_many(session: Session, table: Table, rows: Sequence[dict]) -> None:
+    """Insert ``rows`` (each a dict of every column of ``table``) with one executemany.
+
+    Each value goes through its column type's own bind processor, as SQLAlchemy would do
+    it, but straight to the driver: SQLAlchemy's per-row parameter bookkeeping costs more
+    than SQLite's own work when a statement carries thousands of rows. JSON values are
+    written by pydantic-core (compact, and it takes UUIDs and datetimes as ``jsonable``
+    does), several times faster than the standard library."""
+    if rows:
+        columns, processors = _processors(session, table, rows[0])
+        sql = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+        session.connection().exec_driver_sql(sql, _converted(rows, processors))
+
+
+def update_many(session: Session, table: Table, rows: Sequence[dict], *, key: str = "id") -> None:
+    """``UPDATE table SET … WHERE key = ?`` once per row with one executemany; every row
+    sets the same columns (those of the first row other than ``key``), converted as in
+    ``insert_many``."""
+    if rows:
+        columns, processors = _processors(session, table, rows[0], key=key)
+        sql = f'UPDATE "{table.name}" SET {", ".join(f"{c} = ?" for c in columns[:-1])} WHERE {columns[-1]} = ?'
+        session.connection().exec_driver_sql(sql, _converted(rows, processors))
+
+
+def _processors(session: Session, table: Table, row: dict, *, key: str | None = None) -> tuple[list[str], list]:
+    """The columns ``row`` names (``key`` last) and, for each, its name and the column
+    type's bind processor (None when the driver takes the value as it is)."""
+    dialect = session.get_bind().dialect
+    names = [name for name in row if name != key] + ([key] if key else [])
+    processors = [(name, _json_text if isinstance(table.c[name].type, JSON)
+                   else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
+    return [f'"{name}"' for name in names], processors
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else to_json(value).decode()
+
+
+def _converted(rows: Sequence[dict], processors: list) -> list[tuple]:
+    """The rows as tuples of stored values, converted column by column."""
+    columns = [[row[name] for row in rows] if process is None else [process(row[name]) for row in rows]
+               for name, process in processors]
+    return list(zip(*columns))
 
 @contextmanager
 def unit_of_work(engine: Engine, clock: Clock, device: Device, who: str) -> Iterator[Tx]:
