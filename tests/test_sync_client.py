@@ -17,7 +17,8 @@ from tiermeet.ingest.readers import Row
 from tiermeet.server.tokens import list_tokens, revoke_token
 from tiermeet.store.models import Action, Comment, Signal
 from tiermeet.store.migrate import backup
-from tiermeet.sync import local
+from tiermeet.store.models_sync import Change, SyncShadow
+from tiermeet.sync import local, merge
 from tiermeet.sync.client import EXIT_REFUSED, EXIT_UNREACHABLE, SyncClient, SyncError, load_token, sync_status
 
 
@@ -137,6 +138,50 @@ def test_a_page_and_its_cursor_are_applied_together_or_not_at_all(central, tmp_p
     assert int(state["pull_cursor"]) == 10
     monkeypatch.setattr(local, "_write_rows", real)
     assert client_for(device, central, page=10).run_round().ok
+    assert diff(device_rows(device), central_rows(central)) == []
+
+
+def test_a_page_cut_short_between_slices_leaves_every_change_up_to_the_cursor_applied(central, tmp_path, monkeypatch):
+    """A page is written one merged state per record, in slices that each move the cursor.
+    Records changed again later in the page are written once, early; a crash after some
+    slices must still leave each change at or below the cursor applied on the device."""
+    source = make_device(tmp_path, "src")
+    actions = [source.actions.create(actor="anna", title=f"Fix {i}", owner="anna", due_at=NOW + timedelta(days=1))
+               for i in range(6)]
+    for round_ in range(4):
+        for i, action in enumerate(actions):
+            source.ctx.clock.at = NOW + timedelta(minutes=10 * round_ + i)
+            source.actions.reassign(action.id, actor="anna", owner=["ben", "chen", "anna"][(round_ + i) % 3])
+        source.ingest.ingest([Row(round_, signal_record(round_))], origin="t")
+    assert client_for(source, central).run_round().ok
+    device = make_device(tmp_path, "k1")
+    monkeypatch.setattr(local, "APPLY_STEP", 2)
+    monkeypatch.setattr(local, "APPLY_BUDGET_S", 0.0)  # one slice per transaction
+    real = local._apply_states
+    calls = {"n": 0}
+
+    def crash(session, items, client_id):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("power cut")
+        return real(session, items, client_id)
+
+    monkeypatch.setattr(local, "_apply_states", crash)
+    with pytest.raises(RuntimeError):
+        client_for(device, central).pull_only()
+    cursor = int(local.read_state(device.ctx.engine)["pull_cursor"])
+    with central.engine.connect() as conn:
+        log = conn.execute(select(Change.server_seq, Change.entity, Change.entity_id, Change.state)
+                           .order_by(Change.server_seq)).all()
+    with device.ctx.read() as session:
+        shadow = {(e, i): s for e, i, s in session.execute(select(SyncShadow.entity, SyncShadow.entity_id, SyncShadow.state))}
+    assert 0 < cursor < log[-1].server_seq
+    below = [c for c in log if c.server_seq <= cursor]
+    assert len({(c.entity, c.entity_id) for c in below}) < len(below)  # the applied part merged repeated records
+    for change in below:
+        assert merge.dominates(change.entity, shadow.get((change.entity, change.entity_id)), change.state), change.server_seq
+    monkeypatch.setattr(local, "_apply_states", real)
+    assert client_for(device, central).run_round().ok
     assert diff(device_rows(device), central_rows(central)) == []
 
 

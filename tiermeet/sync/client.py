@@ -15,6 +15,7 @@ raises; the result says what happened) and ``sync_status(services) -> SyncStatus
 
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +25,7 @@ import stamina
 
 from tiermeet.sync import jsonutil, local
 from tiermeet.sync.local import RejectionView, SyncStatus, rejections, status_of
-from tiermeet.sync.protocol import PROTOCOL_VERSION, MAX_PUSH_MUTATIONS, PULL_LIMIT
+from tiermeet.sync.protocol import PROTOCOL_VERSION, MAX_PUSH_MUTATIONS, PULL_LIMIT_MAX
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -112,7 +113,7 @@ class SyncClient:
 
     def __init__(self, engine, *, server_url: str, token: str, transport: httpx.BaseTransport | None = None,
                  timeout: float = 30.0, attempts: int = 6, wait_initial: float = 0.2, wait_max: float = 5.0,
-                 retry_timeout: float = 120.0, batch: int = MAX_PUSH_MUTATIONS, page: int = PULL_LIMIT,
+                 retry_timeout: float = 120.0, batch: int = MAX_PUSH_MUTATIONS, page: int = PULL_LIMIT_MAX,
                  now=None) -> None:
         self.engine = engine
         self.server_url = server_url.rstrip("/")
@@ -294,27 +295,40 @@ class SyncClient:
 
     # -- pull ----------------------------------------------------------------------------
 
+    def _get_page(self, cursor: int, epoch: str | None, result: RoundResult) -> httpx.Response:
+        params = {"cursor": cursor, "limit": self.page}
+        if epoch:
+            params["epoch"] = epoch
+        return self._request("GET", "/v1/sync/pull", result, params=params, headers={"X-Client-Id": self.client_id})
+
     def _pull_all(self, result: RoundResult) -> None:
+        """Pull pages until the server has no more. While a page is applied here, the next
+        one is already being fetched (still one request at a time), so the server's work
+        and this device's overlap; a page is applied only after the one before it."""
         resets = 0
-        while True:
-            state = local.read_state(self.engine)
-            params = {"cursor": int(state.get("pull_cursor", "0")), "limit": self.page}
-            if state.get("server_epoch"):
-                params["epoch"] = state["server_epoch"]
-            response = self._request("GET", "/v1/sync/pull", result, params=params, headers={"X-Client-Id": self.client_id})
-            if response.status_code == 410:
-                if resets:
-                    raise SyncError("protocol", "the server asked for a second resync in one round; will try again later")
-                resets += 1
-                result.resets += 1
-                local.reset_for_resync(self.engine, response.json()["server_epoch"])
-                result.notes.append(f"resync from the start ({response.json().get('reset')})")
-                continue
-            self._check(response)
-            page = jsonutil.loads(response.content)
-            result.pulled += local.apply_pull_page(self.engine, page, now=self._now(), wall_ms=self._wall_ms())
-            if not page["has_more"]:
-                return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiermeet-pull") as fetcher:
+            ahead = None
+            while True:
+                if ahead is None:
+                    state = local.read_state(self.engine)
+                    response = self._get_page(int(state.get("pull_cursor", "0")), state.get("server_epoch"), result)
+                else:
+                    response, ahead = ahead.result(), None
+                if response.status_code == 410:
+                    if resets:
+                        raise SyncError("protocol", "the server asked for a second resync in one round; will try again later")
+                    resets += 1
+                    result.resets += 1
+                    local.reset_for_resync(self.engine, response.json()["server_epoch"])
+                    result.notes.append(f"resync from the start ({response.json().get('reset')})")
+                    continue
+                self._check(response)
+                page = jsonutil.loads(response.content)
+                if page["has_more"]:
+                    ahead = fetcher.submit(self._get_page, int(page["next_cursor"]), page["server_epoch"], result)
+                result.pulled += local.apply_pull_page(self.engine, page, now=self._now(), wall_ms=self._wall_ms())
+                if not page["has_more"]:
+                    return
 
 
 class _Renumbered(Exception):

@@ -313,34 +313,54 @@ def renumber_pending(engine: Engine, first_seq: int) -> int:
 # --------------------------------------------------------------------------------------
 
 
-#: A pulled page is applied in slices, each its own transaction that moves the cursor to
-#: its last change: a slice grows until about this much work, so the write lock is never
-#: held long enough to make a person recording a decision wait.
+#: A pulled page is applied in slices, each its own transaction that moves the cursor with
+#: it: a slice grows until about this much work, so the write lock is never held long
+#: enough to make a person recording a decision wait.
 APPLY_BUDGET_S = 0.025
 APPLY_STEP = 100
+
+
+def _records_of(changes: list[dict]) -> tuple[list[tuple[str, str, dict]], list[int]]:
+    """The page as one merged state per record, in the order of each record's first change,
+    and for each record the index of that first change.
+
+    A record changed many times in a page (a busy action) is merged and written once. A
+    prefix of this list holds every record of the changes before the next record's first
+    change, so once it is applied the cursor may move to just before that change."""
+    merged: dict[tuple[str, str], list] = {}
+    for index, change in enumerate(changes):
+        k = (change["entity"], change["entity_id"])
+        slot = merged.get(k)
+        if slot is None:
+            merged[k] = [index, change["state"]]
+        else:
+            slot[1] = merge.join(k[0], slot[1], change["state"])
+    records = [(entity, entity_id, state) for (entity, entity_id), (_, state) in merged.items()]
+    return records, [first for first, _ in merged.values()]
 
 
 def apply_pull_page(engine: Engine, page: dict, *, now: datetime, wall_ms: int) -> int:
     """Merge one pulled page and move the cursor with it, in short transactions; the last
     one also drops acknowledged outbox rows and records the server's clock. Each
-    transaction applies its changes and moves the cursor past exactly those, so a crash
-    leaves the cursor at the last change applied, never past one that was not."""
+    transaction moves the cursor only past changes whose records it (or an earlier one)
+    has written, so a crash leaves the cursor where every change up to it is applied."""
     changes = page["changes"]
+    records, firsts = _records_of(changes)
     done = 0
-    while len(changes) - done > APPLY_STEP:
+    while len(records) - done > APPLY_STEP:
         with write_session(engine) as session:
             client_id = _state(session).get("client_id", "")
             started = time.perf_counter()
-            while len(changes) - done > APPLY_STEP and time.perf_counter() - started < APPLY_BUDGET_S:
-                part = changes[done:done + APPLY_STEP]
-                _apply_states(session, [(c["entity"], c["entity_id"], c["state"]) for c in part], client_id)
-                done += len(part)
-            _set(session, pull_cursor=int(changes[done - 1]["server_seq"]), server_epoch=page["server_epoch"])
+            while True:
+                _apply_states(session, records[done:done + APPLY_STEP], client_id)
+                done += APPLY_STEP
+                if len(records) - done <= APPLY_STEP or time.perf_counter() - started >= APPLY_BUDGET_S:
+                    break
+            _set(session, pull_cursor=int(changes[firsts[done] - 1]["server_seq"]), server_epoch=page["server_epoch"])
     with write_session(engine) as session:
         state = _state(session)
-        items = [(c["entity"], c["entity_id"], c["state"]) for c in changes[done:]]
-        if items:
-            _apply_states(session, items, state.get("client_id", ""))
+        if done < len(records):
+            _apply_states(session, records[done:], state.get("client_id", ""))
         _archive(session, int(page["last_processed_seq"]), now)
         _receive_clock(session, state, page.get("server_hlc"), wall_ms)
         _set(session, pull_cursor=int(page["next_cursor"]), server_epoch=page["server_epoch"],
