@@ -44,7 +44,7 @@ REPORT_TARGET_S = 2.0
 SWEEP_TARGET_S = 1.0
 BREACHED = 10_000
 #: Bump when the derived report database's recipe changes.
-REPORT_RECIPE = 1
+REPORT_RECIPE = 2
 UTC = timezone.utc
 
 
@@ -101,17 +101,17 @@ def report_db(workdir: Path, baseline: Path, rebuild: bool) -> Path:
             ELSE {_later('deadline', '1 + abs(random()) % 600')} END
         WHERE status IN ('resolved', 'dismissed')""")
     # A person's decision on each of them (some act decisions are monitor, 1 % were first shelved).
-    conn.execute(f"""INSERT INTO decision (id, signal_id, kind, rationale, disposition, shelved_until, decided_by, decided_at,
+    conn.execute(f"""INSERT INTO decision (id, signal_id, source, kind, rationale, disposition, shelved_until, decided_by, decided_at,
             tier, meeting_id, policy_version, ai_snapshot, supersedes, hlc)
-        SELECT lower(hex(randomblob(16))), s.id,
+        SELECT lower(hex(randomblob(16))), s.id, s.source,
                CASE WHEN s.status = 'dismissed' THEN 'dismiss' WHEN abs(random()) % 10 = 0 THEN 'monitor' ELSE 'act' END,
                CASE WHEN s.status = 'dismissed' THEN 'not worth a stop' ELSE coalesce(s.suggested_action, 'acting on it') END,
                CASE WHEN s.status = 'dismissed' THEN s.disposition END, NULL, s.acknowledged_by, s.first_decided_at, s.tier, NULL,
                s.policy_version, {snapshot}, NULL, s.updated_hlc
         FROM signal s WHERE s.status IN ('resolved', 'dismissed')""")
-    conn.execute(f"""INSERT INTO decision (id, signal_id, kind, rationale, disposition, shelved_until, decided_by, decided_at,
+    conn.execute(f"""INSERT INTO decision (id, signal_id, source, kind, rationale, disposition, shelved_until, decided_by, decided_at,
             tier, meeting_id, policy_version, ai_snapshot, supersedes, hlc)
-        SELECT lower(hex(randomblob(16))), s.id, 'shelve', 'waiting for the next planned stop', NULL,
+        SELECT lower(hex(randomblob(16))), s.id, s.source, 'shelve', 'waiting for the next planned stop', NULL,
                {_later('s.first_acknowledged_at', '60 * (1 + abs(random()) % 72)')}, s.acknowledged_by, s.first_acknowledged_at,
                s.tier, NULL, s.policy_version, {snapshot}, NULL, s.updated_hlc
         FROM signal s WHERE s.status = 'resolved' AND abs(random()) % 100 = 0""")

@@ -196,6 +196,7 @@ def test_older_revision_with_data_upgrades_without_losing_rows(db_path, config, 
     assert after["outbox_archive"] == [] and after["rejection"] == []
     first_deadlines = sqlite3.connect(db_path).execute("SELECT first_deadline, deadline FROM signal").fetchall()
     assert all(first == deadline for first, deadline in first_deadlines)
+    assert sqlite3.connect(db_path).execute("SELECT id, source FROM decision").fetchall() == [(DEC.hex, "pdm-spindle")]
     # the backup was taken first, at the old revision, with every row
     backups = list(Path(f"{db_path}.backups").glob("*.db"))
     assert [str(p) for p in backups] == [saved]
@@ -219,6 +220,27 @@ def test_older_revision_with_data_upgrades_without_losing_rows(db_path, config, 
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         conn.execute("DELETE FROM audit_log")
     conn.close()
+
+
+def test_a_decision_stored_without_its_source_takes_its_signals(db_path):
+    """Pulled records and older code leave the decision's copy of the source out; the
+    database fills it in, on insert and on an update that clears it."""
+    make_revision_0001_with_data(db_path)
+    engine = make_engine(db_path)
+    upgrade(engine, db_path)
+    engine.dispose()
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("INSERT INTO decision (id, signal_id, kind, rationale, decided_by, decided_at, tier, policy_version, "
+                     "ai_snapshot, hlc) VALUES (?, ?, 'dismiss', 'glare', 'anna', ?, 2, 'abc123', '{}', 'h')",
+                     (uuid.UUID(int=7).hex, SIG2.hex, T2))
+        conn.execute("INSERT INTO decision (id, signal_id, kind, rationale, decided_by, decided_at, tier, policy_version, "
+                     "ai_snapshot, hlc, source) VALUES (?, ?, 'act', 'ok', 'anna', ?, 1, 'abc123', '{}', 'h', 'as-given')",
+                     (uuid.UUID(int=8).hex, SIG.hex, T2))
+        conn.execute("UPDATE decision SET source = NULL WHERE id = ?", (DEC.hex,))
+    sources = dict(conn.execute("SELECT id, source FROM decision"))
+    conn.close()
+    assert sources == {DEC.hex: "pdm-spindle", uuid.UUID(int=7).hex: "vision-qc", uuid.UUID(int=8).hex: "as-given"}
 
 
 def test_open_services_upgrades_an_older_database(db_path, config, clock):

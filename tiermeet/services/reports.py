@@ -10,9 +10,11 @@ columns (carrying the values to sum) costs seconds, so each big pass first folds
 everything a row is grouped on — model, area, line, category, tier, the counting flags,
 the trend day — into ONE integer (dimension values are numbered from the skip-scanned
 list of models and the plant's config) and groups on that; Python decodes the few
-thousand groups. The passes over signals and decisions are cut into rowid ranges read
-side by side by a few connections that share one snapshot (SQLite runs a statement on
-one core). Response times need an order: the database filters and computes the
+thousand groups. The passes over signals are cut into rowid ranges read side by side by
+a few connections that share one snapshot (SQLite runs a statement on one core).
+Decisions carry their signal's model and are indexed on what they are counted by
+(``ix_decision_report``): over the whole history they are counted in that index's
+order, with neither a sort nor a look at the signals. Response times need an order: the database filters and computes the
 durations, and each column is sorted once to read the nearest ranks (to the
 millisecond, as the stored times go through julianday()).
 
@@ -93,6 +95,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from itertools import chain
 from zoneinfo import ZoneInfo
 
 from tiermeet.domain import metrics
@@ -111,8 +114,9 @@ UTC = timezone.utc
 DAY_MS = 86_400_000
 
 #: The tier a signal's first window was at: where its first escalation started, else
-#: where it is (signals only move up, one tier per escalation).
-ESCALATED_FROM = "(SELECT min(e.from_tier) FROM escalation e WHERE e.signal_id = s.id)"
+#: where it is (signals only move up, one tier per escalation). A signal at tier 1 was
+#: never escalated, so most rows skip the look-up in the escalations.
+ESCALATED_FROM = "(CASE WHEN s.tier > 1 THEN (SELECT min(e.from_tier) FROM escalation e WHERE e.signal_id = s.id) END)"
 START_TIER = f"coalesce({ESCALATED_FROM}, s.tier)"
 FIRST_DEADLINE = "coalesce(s.first_deadline, s.deadline)"
 #: The signal id as the audit log writes it (dashed), from the stored 32 hex digits.
@@ -124,13 +128,8 @@ CLOSED, ACTED, ACKED, DECIDED, FLAGGED, AUTONOMOUS, PLACED_UP, OUTCOME = (1 << i
 ESC_SHIFT = 8  # three bits: the tier of the first escalation, 0 for none
 FLAG_SPAN = 1 << 11
 TIER_SPAN = 8
-KINDS = ("act", "monitor", "dismiss", "shelve", "escalate")  # numbered from 1; 0 is anything else
-DISPOSITIONS = ("false_positive", "duplicate", "not_actionable")
-REVIEWS = ("confirmed", "overturned")
-#: A review as numbered in a decision's group key: none, something unexpected, then REVIEWS.
-REVIEW_CODES = (None, "other", *REVIEWS)
-#: Who made a decision: a person (with the person table's row number), a model, the system.
-PERSON, MODEL, SYSTEM, UNKNOWN_PERSON = range(4)
+#: Who made a decision: a person, a model (``ai:<source>``), the system (``system:…``).
+PERSON, MODEL, SYSTEM = range(3)
 
 
 def to_db_text(value: datetime) -> str:
@@ -245,15 +244,22 @@ class Group:
 
 @dataclass(frozen=True)
 class DecisionGroup:
-    """Decisions that share model, maker, kind, disposition and review."""
+    """Decisions that share model, maker, kind and disposition: how many, and how many of
+    them a person reviewed and overturned."""
 
     source: str
-    maker: int  # PERSON, MODEL, SYSTEM or UNKNOWN_PERSON
-    person: str | None
-    kind: str | None
+    decided_by: str
+    kind: str
     disposition: str | None
-    review: str | None
     n: int
+    reviewed: int = 0
+    overturned: int = 0
+
+    @property
+    def maker(self) -> int:
+        if self.decided_by.startswith("ai:"):
+            return MODEL
+        return SYSTEM if self.decided_by.startswith("system:") else PERSON
 
 
 class ReportService:
@@ -282,17 +288,14 @@ class ReportService:
             first = readers.main
             dims = _Dims.of(config, [row[0] for row in first.execute(SOURCES_SQL)])
             signal_chunks = readers.chunks("signal")
-            decisions_first = where == "1"  # unfiltered: read decisions in order, look up each one's model
-            decision_chunks = readers.chunks("decision") if decisions_first else signal_chunks
             groups_jobs = [readers.submit(_signal_rows, dims, where, params | chunk, day_sql) for chunk in signal_chunks]
-            decision_jobs = [readers.submit(_decision_rows, dims, where, params | chunk, decisions_first)
-                             for chunk in decision_chunks]
+            decisions_job = readers.submit(_decision_groups, where, params)
             times_jobs = [readers.submit(_duration_rows, where, params | chunk) for chunk in signal_chunks]
             shelved_job = readers.submit(_shelved_days, where, params)
             groups = _signal_groups(dims, [job.result() for job in groups_jobs])
             if groups is None:  # a value the numbering did not know: group on the text itself
                 groups = [Group(*row) for row in first.execute(_signal_text_sql(where, day_sql), params)]
-            decisions = _decision_groups(first, dims, where, params, [job.result() for job in decision_jobs])
+            decisions = decisions_job.result()
             times = _response_times([job.result() for job in times_jobs])
             escalations = first.execute(_escalation_sql(where), params).fetchall()
             overdue = first.execute(_overdue_sql(tier, line, source, area), params).fetchall()
@@ -455,13 +458,16 @@ class _Dims:
 
 
 def _flags_sql() -> str:
-    closed = f"(s.autonomy != 'autonomous' AND {FIRST_DEADLINE} <= :as_of)"
-    return (f"({closed} * {CLOSED}"
-            f" + coalesce({closed} AND s.first_decided_at <= {FIRST_DEADLINE}, 0) * {ACTED}"
-            f" + (s.first_acknowledged_at IS NOT NULL) * {ACKED} + (s.first_decided_at IS NOT NULL) * {DECIDED}"
-            f" + (s.flagged_at IS NOT NULL) * {FLAGGED} + (s.autonomy = 'autonomous') * {AUTONOMOUS}"
-            f" + (s.autonomy = 'escalate') * {PLACED_UP}"
-            f" + (s.resolved_at IS NOT NULL AND s.outcome IS NOT NULL) * {OUTCOME}"
+    """A signal's counting flags as one integer, written as CASEs so that a row makes only
+    the comparisons its case needs: this runs once per signal, a million times a report."""
+    window = (f"(CASE WHEN {FIRST_DEADLINE} > :as_of THEN 0"
+              f" WHEN s.first_decided_at <= {FIRST_DEADLINE} THEN {CLOSED + ACTED} ELSE {CLOSED} END)")
+    return (f"(CASE s.autonomy WHEN 'autonomous' THEN {AUTONOMOUS} WHEN 'escalate' THEN {PLACED_UP} + {window}"
+            f" ELSE {window} END"
+            f" + CASE WHEN s.first_acknowledged_at IS NULL THEN 0 ELSE {ACKED} END"
+            f" + CASE WHEN s.first_decided_at IS NULL THEN 0 ELSE {DECIDED} END"
+            f" + CASE WHEN s.flagged_at IS NULL THEN 0 ELSE {FLAGGED} END"
+            f" + CASE WHEN s.resolved_at IS NULL OR s.outcome IS NULL THEN 0 ELSE {OUTCOME} END"
             f" + coalesce({ESCALATED_FROM}, 0) * {1 << ESC_SHIFT})")
 
 
@@ -530,102 +536,62 @@ def _signal_text_sql(where: str, day_sql: str) -> str:
         GROUP BY 1, 2, 3, 4, 5, 6, 7"""
 
 
-def _decision_rows(conn: sqlite3.Connection, dims: _Dims, where: str, params: dict, decisions_first: bool) -> list[tuple]:
-    """Decisions on the covered signals in a rowid range (of decisions, or of signals when
-    filtered), grouped on one packed integer per row: (key, count)."""
-    np_ = _person_span(conn)
-    maker = (f"CASE WHEN d.decided_by LIKE 'ai:%' THEN {MODEL} WHEN d.decided_by LIKE 'system:%' THEN {SYSTEM}"
-             f" WHEN p.rowid IS NULL THEN {UNKNOWN_PERSON} ELSE {PERSON} END")
-    key = (f"((((({_case('s.source', dims.sources)} * {np_} + coalesce(p.rowid, 0)) * 4 + {maker}) * 8"
-           f" + {_case('d.kind', list(KINDS))}) * 4 + {_case('d.disposition', list(DISPOSITIONS))}) * 4"
-           f" + CASE WHEN r.outcome IS NULL THEN 0 ELSE {_case('r.outcome', list(REVIEWS))} + 1 END)")
-    if decisions_first:
-        tables = "decision d NOT INDEXED CROSS JOIN signal s ON s.id = d.signal_id"
-        rows = "d.rowid BETWEEN :lo AND :hi"
-    else:
-        tables = "signal s NOT INDEXED CROSS JOIN decision d ON d.signal_id = s.id"
-        rows = "s.rowid BETWEEN :lo AND :hi"
-    sql = f"""
-        SELECT k, count(*) FROM (
-            SELECT {key} AS k
-            FROM {tables}
-            LEFT JOIN person p ON p.id = d.decided_by
-            LEFT JOIN decision_review r ON r.decision_id = d.id
-            WHERE {rows} AND {where} LIMIT -1)
-        GROUP BY k"""
-    return conn.execute(sql, params).fetchall()
-
-
 def _shelved_days(conn: sqlite3.Connection, where: str, params: dict) -> dict[str, float]:
     """Days the covered signals of each model spent shelved: each shelve decision to the
-    earliest of its end, an unshelve or reopen after it, and ``as_of``. (Apart from the
-    decision pass: a float carried through its sort would slow it down for every row.)"""
+    earliest of its end, an unshelve or reopen after it, and ``as_of``. Over the whole
+    history the shelve decisions are found in ``ix_decision_report`` (which holds their
+    model), not by reading every decision."""
     end = (f"min(coalesce(d.shelved_until, :as_of), :as_of, coalesce((SELECT min(a.at) FROM audit_log a "
            f"WHERE a.entity = 'signal' AND a.entity_id = {DASHED_SIGNAL_ID} AND a.op IN ('unshelve', 'reopen') "
            f"AND a.at >= d.decided_at), :as_of))")
+    decisions = ("decision d INDEXED BY ix_decision_report" if where == "1"
+                 else "decision d NOT INDEXED CROSS JOIN signal s ON s.id = d.signal_id")
     sql = f"""
-        SELECT s.source, total(max(0, julianday({end}) - julianday(d.decided_at)))
-        FROM decision d NOT INDEXED CROSS JOIN signal s ON s.id = d.signal_id
+        SELECT d.source, total(max(0, julianday({end}) - julianday(d.decided_at)))
+        FROM {decisions}
         WHERE d.kind = 'shelve' AND {where}
-        GROUP BY s.source"""
+        GROUP BY d.source"""
     return dict(conn.execute(sql, params).fetchall())
 
 
-def _person_span(conn: sqlite3.Connection) -> int:
-    return (conn.execute("SELECT max(rowid) FROM person").fetchone()[0] or 0) + 1
-
-
-def _decision_groups(conn: sqlite3.Connection, dims: _Dims, where: str, params: dict, parts: list[list[tuple]]) -> list[DecisionGroup]:
-    """The decision groups of every range, merged and decoded; people the person table
-    does not hold (any more) are then named by a query of their own."""
-    merged: dict[int, int] = defaultdict(int)
-    for rows in parts:
-        for k, n in rows:
-            merged[k] += n
-    people = dict(conn.execute("SELECT rowid, id FROM person").fetchall())
-    np_ = _person_span(conn)
-    groups, unknown = [], False
-    for k, n in merged.items():
-        k, review = divmod(k, 4)
-        k, disposition = divmod(k, 4)
-        k, kind = divmod(k, 8)
-        k, made_by = divmod(k, 4)
-        k, person = divmod(k, np_)
-        if not k:
-            raise AssertionError("a decision's model is missing from the models read in the same snapshot")
-        unknown |= made_by == UNKNOWN_PERSON
-        groups.append(DecisionGroup(dims.sources[k - 1], made_by, people.get(person), KINDS[kind - 1] if kind else None,
-                                    DISPOSITIONS[disposition - 1] if disposition else None, REVIEW_CODES[review], n))
-    if unknown:
-        groups = [g for g in groups if g.maker != UNKNOWN_PERSON]
-        sql = f"""
-            SELECT s.source, d.decided_by, d.kind, d.disposition, count(*)
-            FROM decision d JOIN signal s ON s.id = d.signal_id
-            WHERE {where} AND d.decided_by NOT LIKE 'ai:%' AND d.decided_by NOT LIKE 'system:%'
-              AND d.decided_by NOT IN (SELECT id FROM person)
-            GROUP BY 1, 2, 3, 4"""
-        groups += [DecisionGroup(src, UNKNOWN_PERSON, who, kind, disposition, None, n)
-                   for src, who, kind, disposition, n in conn.execute(sql, params)]
-    return groups
+def _decision_groups(conn: sqlite3.Connection, where: str, params: dict) -> list[DecisionGroup]:
+    """The decisions on the covered signals per model, maker, kind and disposition, with
+    their reviews. Over the whole history they are read in the order of
+    ``ix_decision_report``, which groups them without sorting and without the signals;
+    narrowed, through the covered signals."""
+    if where == "1":
+        decisions = "decision d INDEXED BY ix_decision_report"
+    else:
+        decisions = f"signal s CROSS JOIN decision d ON d.signal_id = s.id AND {where}"
+    counts = conn.execute(f"SELECT d.source, d.decided_by, d.kind, d.disposition, count(*) FROM {decisions} "
+                          f"GROUP BY 1, 2, 3, 4", params).fetchall()
+    reviews = {tuple(key): (n, int(overturned)) for *key, n, overturned in conn.execute(
+        f"SELECT d.source, d.decided_by, d.kind, d.disposition, count(*), total(r.outcome = 'overturned') "
+        f"FROM decision_review r JOIN decision d ON d.id = r.decision_id "
+        f"{'' if where == '1' else 'JOIN signal s ON s.id = d.signal_id WHERE ' + where} GROUP BY 1, 2, 3, 4", params)}
+    return [DecisionGroup(*key, n, *reviews.get(tuple(key), (0, 0))) for *key, n in counts]
 
 
 def _duration_rows(conn: sqlite3.Connection, where: str, params: dict) -> tuple[list[int], list[int]]:
     """Milliseconds from detection to the first acknowledgement and to the first person's
-    decision, for the covered signals in a rowid range that have them (one pass)."""
+    decision, for the covered signals in a rowid range that have them (one pass), each
+    sorted here, side by side with the other ranges' reads: the final sort then merely
+    merges the ranges' runs. The database hands each column over as one text list, which
+    costs a fraction of a row object per value."""
     ms = "CAST(round((julianday(s.{}) - julianday(s.detected_at)) * 86400000) AS INTEGER)"
-    sql = (f"SELECT {ms.format('first_acknowledged_at')}, {ms.format('first_decided_at')} FROM signal s NOT INDEXED "
-           f"WHERE s.rowid BETWEEN :lo AND :hi AND {where} "
+    sql = (f"SELECT group_concat({ms.format('first_acknowledged_at')}), group_concat({ms.format('first_decided_at')}) "
+           f"FROM signal s NOT INDEXED WHERE s.rowid BETWEEN :lo AND :hi AND {where} "
            f"AND (s.first_acknowledged_at IS NOT NULL OR s.first_decided_at IS NOT NULL)")
-    rows = conn.execute(sql, params).fetchall()
-    return [a for a, _d in rows if a is not None], [d for _a, d in rows if d is not None]
+    acks, decides = conn.execute(sql, params).fetchone()
+    return sorted(map(int, acks.split(","))) if acks else [], sorted(map(int, decides.split(","))) if decides else []
 
 
 def _response_times(parts: list[tuple[list[int], list[int]]]) -> dict:
-    """Nearest-rank median and p90 minutes of the durations: each column sorted once."""
+    """Nearest-rank median and p90 minutes of the durations of every range."""
     out: dict = {}
     counts = {}
     for label, index in (("ack", 0), ("decide", 1)):
-        values = sorted(v for part in parts for v in part[index])
+        values = sorted(chain.from_iterable(part[index] for part in parts))
         for name, share in (("median", 0.5), ("p90", 0.9)):
             out[f"{label}_{name}_min"] = values[_rank(len(values), share) - 1] / 60_000 if values else None
         counts[label] = len(values)
@@ -720,14 +686,14 @@ def _models(groups: list[Group], decisions: list[DecisionGroup], shelved: dict[s
     stats: dict[str, dict] = defaultdict(lambda: dict.fromkeys(keys, 0))
     for d in decisions:
         m = stats[d.source]
-        if d.maker in (PERSON, UNKNOWN_PERSON):
+        if d.maker == PERSON:
             m["decided"] += d.n
             m["acted"] += d.n if d.kind in metrics.AGREEING else 0
             m["false_positives"] += d.n if d.kind == "dismiss" and d.disposition == "false_positive" else 0
         elif d.maker == MODEL:
             m["autonomous_decisions"] += d.n
-            m["reviewed"] += d.n if d.review is not None else 0
-            m["overturned"] += d.n if d.review == "overturned" else 0
+            m["reviewed"] += d.reviewed
+            m["overturned"] += d.overturned
     out = []
     for source in sorted(volume):
         m = stats[source]
@@ -746,9 +712,9 @@ def _automation_bias(decisions: list[DecisionGroup], names: dict[str, str]) -> d
     total: dict[str, int] = defaultdict(int)
     agree: dict[str, int] = defaultdict(int)
     for d in decisions:
-        if d.maker in (PERSON, UNKNOWN_PERSON) and d.person is not None:
-            total[d.person] += d.n
-            agree[d.person] += d.n if d.kind in metrics.AGREEING else 0
+        if d.maker == PERSON:
+            total[d.decided_by] += d.n
+            agree[d.decided_by] += d.n if d.kind in metrics.AGREEING else 0
     flagged = [{"person": p, "name": names.get(p, p), "decisions": n, "agreeing": agree[p], "share": agree[p] / n}
                for p, n in sorted(total.items())
                if n >= metrics.BIAS_MIN_DECISIONS and agree[p] / n >= metrics.BIAS_SHARE]

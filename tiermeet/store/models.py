@@ -122,8 +122,14 @@ class MeetingAttendance(SQLModel, table=True):
 class Decision(SQLModel, table=True):
     """What was decided on a signal: immutable, never overwritten."""
 
+    # The governance report counts decisions by model, maker, kind and disposition: it
+    # reads them in this index's order, without sorting and without the signals.
+    __table_args__ = (Index("ix_decision_report", "source", "decided_by", "kind", "disposition"),)
+
     id: uuid.UUID = Field(primary_key=True)
     signal_id: uuid.UUID = Field(foreign_key="signal.id", index=True)
+    source: str | None = Field(default=None, description="The signal's source (model), copied: immutable on both. "
+                                                         "Filled in from the signal by a trigger when an insert leaves it out.")
     kind: str
     rationale: str
     disposition: str | None = None
