@@ -4,7 +4,8 @@ Measures (medians over several runs):
 - process start → first board frame showing data, in a pseudo-terminal, on a database
   of 100,000 signals and on one of 100 (the large one should cost ≤ 1.1× the small one);
 - CPU time of a cursor move and of a page down on the board (headless app);
-- a decision saved and shown on the board (wall time from Save to the row's new status);
+- a decision saved and shown on the board (wall time from Save to the first frame drawn
+  with the row in its new state);
 - peak memory of the app process on the 100,000-signal database after paging through it.
 
 Targets (from the board's issue): first frame ≤ 500 ms and ≤ 1.1× small; cursor move
@@ -82,20 +83,35 @@ async def main(db):
             t = time.process_time(); await pilot.press("pagedown"); await pilot.pause(); await app.workers.wait_for_complete(); out["page"].append(time.process_time() - t)
         app.operator = next(p for p in app.people if p.badge == "100231")
         services.prepare()
-        for n in range(5):
+        # A decision counts as shown at the first frame drawn with the board on top and its
+        # row in the new state: wrap the app's display to see frames as they are drawn.
+        drawn = []
+        display = app._display
+        def spy(screen, renderable):
+            if renderable is not None:
+                drawn.append((time.perf_counter(), screen, {s.id: s.status for s in board.rows}))
+            display(screen, renderable)
+        app._display = spy
+        undecided = [n for n, s in enumerate(board.rows) if s.status != "actioned"][:5]
+        for n in undecided:  # a signal already decided would look "shown" before the save
             board.query_one("#board").move_cursor(row=n)
             target = board.selected
             await pilot.press("d"); await pilot.pause()
             dialog = app.screen
-            dialog.query_one("#rationale").value = "benchmark"
+            # A decision with an action, owner and due time, as in a huddle (a signal with a
+            # suggested action pre-fills the title, which then needs an owner and a due time).
+            for field, value in (("#rationale", "benchmark"), ("#title", "Check it"), ("#owner", "100231"), ("#due", "+4h")):
+                dialog.query_one(field).value = value
+            await pilot.pause()
+            drawn.clear()
             t = time.perf_counter()
             await pilot.press("ctrl+s")
-            while True:
+            while not any(screen is board and rows.get(target.id) == "actioned" for _, screen, rows in drawn):
                 await pilot.pause(0.001)
-                row = next((s for s in board.rows if s.id == target.id), None)
-                if row is not None and row.status == "actioned" and app.screen is board:
-                    break
-            out["decision"].append(time.perf_counter() - t)
+                if time.perf_counter() - t > 10:
+                    raise RuntimeError(f"decision {n} not shown within 10 s (screen: {app.screen})")
+            shown = next(at for at, screen, rows in drawn if screen is board and rows.get(target.id) == "actioned")
+            out["decision"].append(shown - t)
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
 

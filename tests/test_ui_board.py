@@ -13,6 +13,7 @@ from ui_helpers import (
     HANA,
     SMALL,
     WIDE,
+    signing_in,
     board_titles,
     cursor_to,
     make_app,
@@ -56,7 +57,7 @@ async def test_sign_in_by_badge_scan(services):
 async def test_sign_in_by_picking_a_name_with_the_mouse(services):
     app = make_app(services)
     async with app.run_test(size=SMALL) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen), what="sign-in")
+        await wait_until(pilot, lambda: signing_in(app), what="sign-in")
         names = app.screen.query_one("#names", OptionList)
         index = next(i for i in range(names.option_count) if names.get_option_at_index(i).id == "hana")
         await pilot.click(names, offset=(4, index + 1 - int(names.scroll_y)))  # +1: the list's top border
@@ -69,7 +70,7 @@ async def test_sign_in_by_picking_a_name_with_the_mouse(services):
 async def test_sign_in_by_picking_a_name_with_the_keyboard(services):
     app = make_app(services)
     async with app.run_test(size=SMALL) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen), what="sign-in")
+        await wait_until(pilot, lambda: signing_in(app), what="sign-in")
         await pilot.press("tab")  # from the badge field to the list of names
         assert isinstance(app.focused, OptionList)
         await pilot.press("down", "down", "enter")  # Anna, Ben, Chen: the list is sorted by name
@@ -81,7 +82,7 @@ async def test_sign_in_by_picking_a_name_with_the_keyboard(services):
 async def test_unknown_badge_is_refused_inline_and_the_prompt_stays(services):
     app = make_app(services)
     async with app.run_test(size=SMALL) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen), what="sign-in")
+        await wait_until(pilot, lambda: signing_in(app), what="sign-in")
         await type_text(pilot, "999999", keys=True)
         await pilot.press("enter")
         await pilot.pause()
@@ -100,7 +101,7 @@ async def test_unknown_badge_is_refused_inline_and_the_prompt_stays(services):
 async def test_unknown_badge_message_is_on_screen(services):
     app = make_app(services)
     async with app.run_test(size=SMALL) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen), what="sign-in")
+        await wait_until(pilot, lambda: signing_in(app), what="sign-in")
         await type_text(pilot, "999999", keys=True)
         await pilot.press("enter")
         await pilot.pause()
@@ -119,7 +120,7 @@ async def test_browsing_without_signing_in_then_a_triage_key_asks_first(services
         assert board_titles(app) == BOARD_ORDER  # reading needs no sign-in
         await cursor_to(pilot, "Spindle vibration rising on SP-104")
         await pilot.press("a")
-        await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen), what="the sign-in prompt")
+        await wait_until(pilot, lambda: signing_in(app), what="the sign-in prompt")
         assert query(db_path, "SELECT status FROM signal WHERE title = 'Spindle vibration rising on SP-104'")[0][0] == "open"
         await type_text(pilot, HANA)
         await pilot.press("enter")
@@ -140,7 +141,7 @@ async def test_escape_at_the_second_sign_in_prompt_changes_nothing(services, db_
     async with app.run_test(size=SMALL) as pilot:
         await start(pilot, badge=None)
         await pilot.press("a")
-        await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen), what="the sign-in prompt")
+        await wait_until(pilot, lambda: signing_in(app), what="the sign-in prompt")
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, BoardScreen)
@@ -153,7 +154,7 @@ async def test_sign_out_key_asks_for_the_next_person(services):
     async with app.run_test(size=SMALL) as pilot:
         await start(pilot, ANNA)
         await pilot.press("l")
-        await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen), what="the sign-in prompt")
+        await wait_until(pilot, lambda: signing_in(app), what="the sign-in prompt")
         assert app.operator is None
         await type_text(pilot, HANA)
         await pilot.press("enter")
@@ -431,7 +432,7 @@ async def test_idle_kiosk_locks_and_asks_for_a_badge_again(services, monkeypatch
         later = app._monotonic() + app.idle_seconds
         monkeypatch.setattr(app, "_monotonic", lambda: later)  # ten minutes without a key or a click
         app.call_later(app._check_idle)  # what the app's idle timer runs every 15 seconds
-        await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen), what="the lock screen")
+        await wait_until(pilot, lambda: signing_in(app), what="the lock screen")
         assert app.operator is None
         assert text_of(app.screen.query_one(".dialog-title")) == "Locked after inactivity — sign in again"
         await type_text(pilot, HANA)

@@ -20,6 +20,7 @@ from tiermeet.ui.screens.actions import ActionsScreen
 from tiermeet.ui.screens.board import BoardScreen
 from tiermeet.ui.screens.decide import DecideDialog
 from tiermeet.ui.screens.meeting import MeetingScreen
+from tiermeet.ui.widgets.board_table import BoardTable
 from ui_helpers import (
     SMALL,
     board_titles,
@@ -76,25 +77,25 @@ async def tiermeet_ingest(db_path, tmp_path, *records: dict) -> None:
 
 
 class TableSpy:
-    """Counts which rows a DataTable redraws and whether it was cleared."""
+    """Records which rows the board redraws and whether it was cleared."""
 
-    def __init__(self, table: DataTable) -> None:
-        self.cells: list[tuple[str, str]] = []
+    def __init__(self, table: BoardTable) -> None:
+        self.rows: list[tuple[str, set[str]]] = []
         self.clears = 0
-        update_cell, clear = table.update_cell, table.clear
+        update_row, clear = table.update_row, table.clear
 
-        def spy_update(row_key, column_key, value, **kw):
-            self.cells.append((str(getattr(row_key, "value", row_key)), str(getattr(column_key, "value", column_key))))
-            return update_cell(row_key, column_key, value, **kw)
+        def spy_update(row_key, cells, **kw):
+            self.rows.append((str(row_key), set(cells)))
+            return update_row(row_key, cells, **kw)
 
         def spy_clear(*args, **kw):
             self.clears += 1
             return clear(*args, **kw)
 
-        table.update_cell, table.clear = spy_update, spy_clear
+        table.update_row, table.clear = spy_update, spy_clear
 
     def rows_with(self, column: str) -> set[str]:
-        return {row for row, col in self.cells if col == column}
+        return {row for row, columns in self.rows if column in columns}
 
 
 # ----- live refresh ---------------------------------------------------------------------
@@ -121,7 +122,7 @@ async def test_board_shows_a_status_changed_by_another_kiosk_redrawing_only_that
     async with app.run_test(size=SMALL) as pilot:
         board = await start(pilot)
         target = next(s for s in board.rows if s.title == "Guard door opened during cycle")
-        spy = TableSpy(board.query_one("#board", DataTable))
+        spy = TableSpy(board.query_one("#board", BoardTable))
         await other_process("-c", SECOND_KIOSK, str(db_path), "acknowledge", str(target.id))
         took = await wait_until(pilot, lambda: next(s.status for s in board.rows if s.id == target.id) == "acknowledged",
                                 timeout=3.0, step=0.2, what="the acknowledged status")

@@ -13,12 +13,12 @@ from tiermeet.services.signals import ActionSpec
 from tiermeet.ui.screens.board import BoardScreen
 from tiermeet.ui.screens.decide import DecideDialog
 from tiermeet.ui.screens.meeting import MeetingScreen, MinutesScreen
-from tiermeet.ui.screens.signin import SignInScreen
 from ui_helpers import (
     FARAH,
     HANA,
     SMALL,
     WIDE,
+    signing_in,
     fill,
     make_app,
     query,
@@ -191,7 +191,7 @@ async def test_starting_a_meeting_asks_who_facilitates(huddle, db_path):
     async with app.run_test(size=SMALL) as pilot:
         await start(pilot, badge=None)
         await pilot.press("m")
-        await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen), what="the sign-in prompt")
+        await wait_until(pilot, lambda: signing_in(app), what="the sign-in prompt")
         assert query(db_path, "SELECT count(*) FROM meeting")[0][0] == 0
         await type_text(pilot, "100231")
         await pilot.press("enter")

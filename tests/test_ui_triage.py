@@ -4,7 +4,7 @@ with an outcome, comments, refusals — checked on screen and in the database fi
 from datetime import timedelta
 
 import pytest
-from textual.widgets import Input, Select
+from textual.widgets import DataTable, Input, Select
 
 from conftest import NOW
 from tiermeet.services.requests import Outcome
@@ -20,6 +20,7 @@ from ui_helpers import (
     click_radio,
     counts,
     cursor_to,
+    drawn_row,
     error_text,
     fill,
     make_app,
@@ -57,6 +58,11 @@ async def save_and_close(pilot, key: str = "ctrl+s") -> BoardScreen:
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, BoardScreen), what="the dialog to close")
     await settle(pilot)
     return pilot.app.screen
+
+
+def board_titles_of(board: BoardScreen) -> list[str]:
+    """Titles on ``board`` in the order shown."""
+    return [s.title for s in board.rows]
 
 
 def row_status(app, title: str) -> str | None:
@@ -115,8 +121,17 @@ async def test_decide_act_with_an_action_owned_by_name_due_in_four_hours(service
         await fill(pilot, "#owner", "Hana Sato")
         await fill(pilot, "#due", "+4h")
         assert error_text(dialog, "due") == "= Wed 25 Nov 13:00"  # a preview in plant time
+        board = app.screen_stack[-2]
+        table = board.query_one("#board", DataTable)
+        index = board_titles_of(board).index(SPINDLE)
+        neighbour = drawn_row(table, index + 1)
+        assert " open " in drawn_row(table, index)
         board = await save_and_close(pilot)
         assert row_status(app, SPINDLE) == "actioned"
+        # The row is redrawn in place with its new state; the others are drawn as before.
+        assert board_titles_of(board).index(SPINDLE) == index
+        assert "decided" in drawn_row(table, index) and "actioned" in drawn_row(table, index)
+        assert drawn_row(table, index + 1) == neighbour
         assert any(n.startswith("Decision recorded on S-") for n in notices(app))
 
         (decision,) = query(db_path, "SELECT d.* FROM decision d JOIN signal s ON s.id = d.signal_id WHERE s.title = ?", (SPINDLE,))
@@ -128,7 +143,8 @@ async def test_decide_act_with_an_action_owned_by_name_due_in_four_hours(service
         assert utc(action["due_at"]) == NOW + timedelta(hours=4)
         assert action["decision_id"] == decision["id"]
         assert signal_status(db_path, SPINDLE) == ("actioned", 1)
-        await settle(pilot)
+        await wait_until(pilot, lambda: "act by Anna Weber" in text_of(board.query_one("#detail-text")),
+                         what="the decision in the signal's story")  # loaded once the cursor rests
         detail = text_of(board.query_one("#detail-text"))
         assert "act by Anna Weber — Preload drifts every week" in detail
         assert "Check bearing preload · Hana Sato · due Wed 25 Nov 13:00 · open" in detail
@@ -442,8 +458,8 @@ async def test_comment_is_saved_and_shown_in_the_story(services, db_path):
         (comment,) = query(db_path, "SELECT author_id, body, target FROM comment")
         assert tuple(comment) == ("anna", "Bearing noise heard at 07:30", "signal")
         await cursor_to(pilot, SPINDLE)
-        await settle(pilot)
-        assert "Anna Weber: Bearing noise heard at 07:30" in text_of(board.query_one("#detail-text"))
+        await wait_until(pilot, lambda: "Anna Weber: Bearing noise heard at 07:30" in text_of(board.query_one("#detail-text")),
+                         what="the comment in the signal's story")
         assert "Comment added" in notices(app)
 
 

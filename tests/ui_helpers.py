@@ -27,6 +27,7 @@ from conftest import signal_record
 from tiermeet.ingest.readers import Row
 from tiermeet.ui.app import TierMeetApp
 from tiermeet.ui.screens.board import BoardScreen
+from tiermeet.ui.screens.signin import SignInScreen
 
 #: Badges of the demo plant's people (tiermeet/demo/demo.toml).
 ANNA = "100231"  # shift lead, CNC1
@@ -129,13 +130,21 @@ async def wait_until(pilot: Pilot, predicate: Callable[[], object], *, timeout: 
         await asyncio.sleep(step)  # the app runs on this loop meanwhile; no need to walk its widgets
 
 
+def signing_in(app) -> bool:
+    """True once the sign-in screen is up, laid out, and its badge field takes keys (the
+    screen is on the stack a moment before it is mounted, focused and arranged)."""
+    screen = app.screen
+    return (isinstance(screen, SignInScreen) and app.focused is not None and app.focused.id == "badge"
+            and screen.query_one("#signin").region.height > 0)
+
+
 async def start(pilot: Pilot, badge: str | None = ANNA, *, scan: bool = False) -> BoardScreen:
     """Wait for the board and the sign-in prompt; sign in with ``badge`` (None: Esc, just look).
 
     ``scan`` types the badge key by key as a reader does; otherwise it arrives as one paste
     (the sign-in tests cover scanning; simulated keys are slow)."""
     app = pilot.app
-    await wait_until(pilot, lambda: type(app.screen).__name__ == "SignInScreen", what="the sign-in screen")
+    await wait_until(pilot, lambda: signing_in(app), what="the sign-in screen")
     if badge is None:
         await pilot.press("escape")
     else:
@@ -218,6 +227,12 @@ def visible(widget) -> bool:
 def board_titles(app) -> list[str]:
     """Titles on the board in the order shown."""
     return [s.title for s in app.screen.rows]
+
+
+def drawn_row(table: DataTable, index: int) -> str:
+    """The text ``table`` draws for row ``index`` — its rendered line, not its data, so a
+    stale cached render shows up (the row must be on screen; line 0 is the header)."""
+    return table.render_line(index + 1 - int(table.scroll_y)).text
 
 
 def table_text(table: DataTable) -> list[list[str]]:

@@ -1,12 +1,13 @@
 """Reading the board: pages of signals in board order, on plain sqlite3 (no ORM), so the
 first frame of the app does not wait for SQLAlchemy to import."""
 
+import uuid
 from contextlib import closing
 
 from tiermeet.domain.errors import DomainError
 from tiermeet.services.context import Context
 from tiermeet.settings import PLANT_SCOPE, Config
-from tiermeet.store.queries import Cursor, Filters, Scope, SignalRow, board_page, connect_read
+from tiermeet.store.queries import Cursor, Filters, Scope, SignalRow, board_page, board_row, connect_read
 
 __all__ = ["BoardService", "Cursor", "Filters", "Scope", "scope_for"]
 
@@ -21,6 +22,11 @@ class BoardService:
         """One page of signals in board order."""
         with closing(connect_read(self.ctx.db_path)) as conn:
             return board_page(conn, scope, filters, after, limit)
+
+    def row(self, scope: Scope, filters: Filters, signal_id: uuid.UUID) -> SignalRow | None:
+        """One signal as the board shows it, or None if it is no longer on that board."""
+        with closing(connect_read(self.ctx.db_path)) as conn:
+            return board_row(conn, scope, filters, signal_id)
 
     def scope_for(self, tier: int | None, unit: str | None) -> Scope:
         """The scope of a board for a line, an area or the plant (``None`` or 'plant')."""

@@ -137,9 +137,14 @@ class Cursor:
         return cls(signal.deadline, signal.severity_rank, signal.id)
 
 
-def board_sql(scope: Scope, filters: Filters = Filters(), after: Cursor | None = None, limit: int = 200) -> tuple[str, list]:
-    """The SQL text and parameters of one board page."""
+def board_sql(scope: Scope, filters: Filters = Filters(), after: Cursor | None = None, limit: int = 200,
+              signal_id: uuid.UUID | None = None) -> tuple[str, list]:
+    """The SQL text and parameters of one board page (or, with ``signal_id``, of that one
+    signal if the board shows it)."""
     where, params = [], []
+    if signal_id is not None:
+        where.append("id = ?")
+        params.append(signal_id.hex)
     statuses = filters.statuses or ACTIVE
     if tuple(statuses) == ACTIVE:
         where.append(ACTIVE_SQL)
@@ -179,3 +184,12 @@ def board_page(conn: sqlite3.Connection, scope: Scope, filters: Filters = Filter
     """One page of a board, in board order."""
     sql, params = board_sql(scope, filters, after, limit)
     return [_row(values) for values in conn.execute(sql, params)]
+
+
+def board_row(conn: sqlite3.Connection, scope: Scope, filters: Filters, signal_id: uuid.UUID) -> SignalRow | None:
+    """One signal as a board shows it, or None once it has left that board (closed,
+    escalated, filtered out): after a change the board redraws that row alone, and the
+    board's own conditions decide whether it stays."""
+    sql, params = board_sql(scope, filters, None, 1, signal_id)
+    values = conn.execute(sql, params).fetchone()
+    return None if values is None else _row(values)

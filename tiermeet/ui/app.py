@@ -161,7 +161,12 @@ class TierMeetApp(App):
             self.switch_screen(BoardScreen(tier=tier, scope=scope))
         else:
             self.push_screen(BoardScreen(tier=tier, scope=scope))
-        if self.ask_sign_in and self.operator is None:
+
+    def board_drawn(self) -> None:
+        """A board's first page is on screen: now ask who is there, unless someone is
+        signed in. Asked after, not before: drawn under a dialog, the board's first frame
+        costs several times as much, and the kiosk would show nothing for that long."""
+        if self.ask_sign_in and self.operator is None and not isinstance(self.screen, SignInScreen):
             self.push_screen(SignInScreen(self.people), self._signed_in)
 
     def pick_board(self, first: bool = False) -> None:

@@ -14,14 +14,18 @@ class ChangeRunner:
         raise NotImplementedError
 
     @work(thread=True, exit_on_error=False, group="write")
-    def run_change(self, call, message: str) -> None:
-        """Run ``call`` (a service call) off the UI thread; say how it went."""
+    def run_change(self, call, message: str, then=None) -> None:
+        """Run ``call`` (a service call) off the UI thread; show the change — ``then(what
+        call returned)``, else ``after_change()`` — and say how it went."""
         try:
-            call()
+            result = call()
         except Exception as exc:  # noqa: BLE001 - sorted by explainable()
             if not explainable(exc):
                 raise
             self.app.call_from_thread(self.notify, explain(exc), severity="error", timeout=8)
             return
-        self.app.call_from_thread(self.notify, message)
-        self.app.call_from_thread(self.after_change)
+        self.app.call_from_thread(self._changed, message, (lambda: then(result)) if then else self.after_change)
+
+    def _changed(self, message: str, show) -> None:
+        show()
+        self.notify(message)

@@ -22,6 +22,7 @@ from tiermeet.domain.enums import Category, SignalStatus
 from tiermeet.store.queries import Cursor, Filters, Scope, SignalRow
 from tiermeet.timefmt import span, time_left
 from tiermeet.ui.triage import TRIAGE_BINDINGS, TriageMixin
+from tiermeet.ui.widgets.board_table import BoardTable
 from tiermeet.ui.widgets.detail import SignalDetail
 
 PAGE = 200
@@ -95,6 +96,7 @@ class BoardScreen(TriageMixin, Screen):
         self.suspended: list[str] = []
         self._title_width = 0
         self._story_timer = None
+        self._drawn = False
 
     # ----- layout -----
     def compose(self) -> ComposeResult:
@@ -107,13 +109,13 @@ class BoardScreen(TriageMixin, Screen):
             yield Select([(ln, ln) for ln in config.line_area], prompt="line", id="f-line")
             yield Select([], prompt="source", id="f-source")
         with Horizontal(id="main"):
-            yield DataTable(id="board", cursor_type="row", zebra_stripes=True)
+            yield BoardTable(id="board", cursor_type="row", zebra_stripes=True)
             yield SignalDetail(id="detail")
         yield Static(id="statusline")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(BoardTable)
         self._layout_columns()
         table.focus()
         self.update_topbar()
@@ -136,7 +138,7 @@ class BoardScreen(TriageMixin, Screen):
         if width == self._title_width:
             return
         self._title_width = width
-        table = self.query_one(DataTable)
+        table = self.query_one(BoardTable)
         table.clear(columns=True)
         for key, label, fixed in COLUMNS:
             table.add_column(label, key=key, width=fixed or width)
@@ -174,7 +176,7 @@ class BoardScreen(TriageMixin, Screen):
         self.app.call_from_thread(self._apply_rows, rows, replace_rows, limit)
 
     def _apply_rows(self, rows: list[SignalRow], replace_rows: bool, limit: int) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(BoardTable)
         now = self.app.now()
         if replace_rows:
             self._diff_into(table, rows, now)
@@ -187,6 +189,9 @@ class BoardScreen(TriageMixin, Screen):
         self.update_status()
         self.show_detail()
         if not self._context_loaded:
+            if not self._drawn:
+                self._drawn = True
+                self.call_after_refresh(self.app.board_drawn)
             self._context_loaded = True
             self._load_context()
 
@@ -210,16 +215,14 @@ class BoardScreen(TriageMixin, Screen):
         self.suspended = suspended
         self.update_topbar()
 
-    def _diff_into(self, table: DataTable, rows: list[SignalRow], now: datetime) -> None:
+    def _diff_into(self, table: BoardTable, rows: list[SignalRow], now: datetime) -> None:
         """Make the table show ``rows``, touching only rows that changed."""
         old = {str(s.id): s for s in self.rows}
         new_ids = [str(s.id) for s in rows]
         if new_ids == [str(s.id) for s in self.rows]:
             for signal in rows:
-                before = old[str(signal.id)]
-                if before.updated_hlc != signal.updated_hlc:
-                    for (key, _label, _width), value in zip(COLUMNS, row_cells(signal, now), strict=True):
-                        table.update_cell(str(signal.id), key, value)
+                if old[str(signal.id)].updated_hlc != signal.updated_hlc:
+                    self._redraw_row(table, signal, now)
             return
         selected = self.selected_id
         table.clear()
@@ -227,6 +230,10 @@ class BoardScreen(TriageMixin, Screen):
             table.add_row(*row_cells(signal, now), key=str(signal.id))
         if selected in new_ids:
             table.move_cursor(row=new_ids.index(selected), animate=False)
+
+    @staticmethod
+    def _redraw_row(table: BoardTable, signal: SignalRow, now: datetime) -> None:
+        table.update_row(str(signal.id), dict(zip((key for key, _l, _w in COLUMNS), row_cells(signal, now), strict=True)))
 
     def poll_changes(self) -> None:
         """Reload the rows on screen when anyone committed a change."""
@@ -236,7 +243,7 @@ class BoardScreen(TriageMixin, Screen):
 
     def tick_countdown(self) -> None:
         """Redraw time left and age."""
-        table = self.query_one(DataTable)
+        table = self.query_one(BoardTable)
         now = self.app.now()
         for signal in self.rows:
             key = str(signal.id)
@@ -260,7 +267,7 @@ class BoardScreen(TriageMixin, Screen):
     @property
     def selected_id(self) -> str | None:
         """The id of the row under the cursor."""
-        table = self.query_one(DataTable)
+        table = self.query_one(BoardTable)
         if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
             return None
         return str(self.rows[table.cursor_row].id)
@@ -319,7 +326,7 @@ class BoardScreen(TriageMixin, Screen):
         if bar.display:
             self.query_one("#f-category", Select).focus()
         else:
-            self.query_one(DataTable).focus()
+            self.query_one(BoardTable).focus()
 
     def action_clear_search(self) -> None:
         """Close the detail on a narrow screen, else drop every filter."""
@@ -331,7 +338,7 @@ class BoardScreen(TriageMixin, Screen):
         for select in self.query(Select):
             select.clear()
         self.query_one("#filterbar").display = False
-        self.query_one(DataTable).focus()
+        self.query_one(BoardTable).focus()
         self._filters_changed()
 
     @on(Input.Changed, "#search")
@@ -348,11 +355,37 @@ class BoardScreen(TriageMixin, Screen):
 
     @on(Input.Submitted, "#search")
     def _search_done(self) -> None:
-        self.query_one(DataTable).focus()
+        self.query_one(BoardTable).focus()
 
     def after_change(self) -> None:
         """Show a change at once, without waiting for the change poll."""
         self._load(self.board_scope, self.filters, None, max(PAGE, len(self.rows)), replace_rows=True)
+
+    def reader_of(self, signal_id):
+        """Reads the signal as this board shows it (None once it has left the board); run
+        in the worker that saved the change, so the row is redrawn as the dialog closes."""
+        board, scope, filters = self.app.services.board, self.board_scope, self.filters
+        return lambda: board.row(scope, filters, signal_id)
+
+    def show_signal(self, signal_id, fresh: SignalRow | None) -> None:
+        """Redraw the changed signal's row alone, or drop it once it has left the board,
+        instead of reloading every row shown."""
+        index = next((i for i, s in enumerate(self.rows) if s.id == signal_id), None)
+        if index is None:
+            return
+        before = self.rows[index]
+        table = self.query_one(BoardTable)
+        if fresh is None:
+            table.remove_row(str(signal_id))
+            del self.rows[index]
+        elif (fresh.deadline, fresh.severity_rank) != (before.deadline, before.severity_rank):
+            self.after_change()  # it moved within the board: reload in board order
+            return
+        else:
+            self.rows[index] = fresh
+            self._redraw_row(table, fresh, self.app.now())
+        self.update_status()
+        self.show_detail()
 
     # ----- other views -----
     def action_actions(self) -> None:

@@ -3,9 +3,12 @@
 A dialog validates what it can beside each field, then hands a request to ``save`` (a
 service call) in a thread worker. If the service or the store refuses, the message is
 shown at the bottom of the form and the form stays open with everything still typed.
+Once saved, it closes with what ``save`` returned, so the screen beneath can show the
+change in the same frame that closes the dialog.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -18,15 +21,28 @@ from tiermeet.domain.shifts import ShiftCalendar
 from tiermeet.settings import Person
 from tiermeet.ui.errors import explain, explainable
 
+#: Seconds a save may take before the form says it is saving: a save usually takes a few
+#: milliseconds, and drawing the note would cost the dialog (and the board dimmed behind
+#: it) one more frame before the board shows the change.
+SAVING_NOTE_AFTER = 0.25
 
-class FormDialog(ModalScreen[bool]):
-    """A modal form that dismisses with True once ``save`` succeeded."""
 
-    BINDINGS = [("escape", "dismiss(False)", "Cancel"), ("ctrl+s", "submit", "Save")]
+@dataclass(frozen=True)
+class Saved:
+    """A form's result once its save succeeded: what ``save`` returned."""
+
+    value: object = None
+
+
+class FormDialog(ModalScreen[Saved | None]):
+    """A modal form that dismisses with ``Saved`` once ``save`` succeeded, None when cancelled."""
+
+    BINDINGS = [("escape", "dismiss(None)", "Cancel"), ("ctrl+s", "submit", "Save")]
 
     def __init__(self, save: Callable[[object], object]) -> None:
         super().__init__()
         self.save = save
+        self._saving_note = None
 
     def field_error(self, field: str, message: str, *, hint: bool = False) -> None:
         """Show (or clear, with "") the message beside ``field``; a hint (a preview of what
@@ -47,13 +63,13 @@ class FormDialog(ModalScreen[bool]):
 
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
-        self.dismiss(False)
+        self.dismiss(None)
 
     def action_submit(self) -> None:
         """Validate and save; subclasses build the request."""
         request = self.build_request()
         if request is not None:
-            self.form_error("Saving…")
+            self._saving_note = self.set_timer(SAVING_NOTE_AFTER, lambda: self.form_error("Saving…"))
             self._save(request)
 
     def build_request(self) -> object | None:
@@ -63,13 +79,22 @@ class FormDialog(ModalScreen[bool]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="save")
     def _save(self, request: object) -> None:
         try:
-            self.save(request)
+            result = Saved(self.save(request))
         except Exception as exc:  # noqa: BLE001 - sorted by explainable()
             if not explainable(exc):
                 raise
-            self.app.call_from_thread(self.form_error, explain(exc))
+            self.app.call_from_thread(self._save_done, None, explain(exc))
             return
-        self.app.call_from_thread(self.dismiss, True)
+        self.app.call_from_thread(self._save_done, result, None)
+
+    def _save_done(self, result: Saved | None, error: str | None) -> None:
+        """Close the form after a save, or keep it open with the reason it failed."""
+        if self._saving_note is not None:
+            self._saving_note.stop()
+        if result is not None:
+            self.dismiss(result)
+        else:
+            self.form_error(error)
 
 
 def find_owner(people: list[Person], typed: str) -> Person | None:

@@ -1,0 +1,41 @@
+"""The board's table: a DataTable that can redraw one row alone.
+
+``DataTable.update_cell`` invalidates every cached row and cell, so changing one signal's
+status re-renders every visible row — tens of milliseconds on a full board, most of the
+time between saving a decision and seeing it. ``update_row`` replaces a row's cells and
+drops only that row's cached renders, then repaints only its line.
+
+It reaches into DataTable's render caches, whose keys start with the row key (cells and
+rendered rows) or the line number (lines); tests/test_ui_triage.py reads the table's
+rendered line after a decision, so a Textual release that changes those keys fails there
+instead of showing a stale row.
+"""
+
+from textual.widgets import DataTable
+
+
+class BoardTable(DataTable):
+    """A DataTable whose rows can be redrawn one at a time."""
+
+    def update_row(self, row_key: str, cells: dict[str, object]) -> None:
+        """Put ``cells`` (column key → value) in the row ``row_key`` and repaint that row only."""
+        row = self.rows[row_key]  # KeyError for a row the table does not hold, as get_row
+        data = self._data[row.key]
+        for column, value in cells.items():
+            data[self.columns[column].key] = value
+        index = self.get_row_index(row.key)
+        for cache in (self._cell_render_cache, self._row_render_cache):
+            for key in [k for k in cache.keys() if k[0] == row.key]:
+                cache.discard(key)
+        for key in [k for k in self._row_renderable_cache.keys() if k[1] == index]:
+            self._row_renderable_cache.discard(key)
+        for key in [k for k in self._line_cache.keys() if self._line_of(k[0]) == row.key]:
+            self._line_cache.discard(key)
+        self.refresh_row(index)
+
+    def _line_of(self, y: int):
+        """The key of the row drawn on line ``y`` (the header has its own)."""
+        try:
+            return self._get_offsets(y)[0]
+        except LookupError:
+            return None
