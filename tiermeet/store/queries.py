@@ -86,22 +86,30 @@ def _utc_text(value: datetime) -> str:
 
 
 def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    # Stored as naive UTC text (see _utc_text); parsing it with its offset appended is
+    # several times cheaper than parsing then replacing tzinfo, and a page converts
+    # over a thousand of these.
+    return datetime.fromisoformat(text + "+00:00")
 
 
 def _json_value(text: str):
     return None if text == "null" else json.loads(text)
 
 
-#: How each column's stored value becomes its Python value (None: as stored).
+#: The columns whose stored value needs converting, by position, each with its converter
+#: (the others are used as stored).
 _CONVERT = tuple(
-    (lambda text: uuid.UUID(hex=text)) if name == "id" else _time if name in _TIMES else _json_value if name in _JSON else None
-    for name in COLUMNS
+    (i, (lambda text: uuid.UUID(hex=text)) if name == "id" else _time if name in _TIMES else _json_value)
+    for i, name in enumerate(COLUMNS) if name == "id" or name in _TIMES or name in _JSON
 )
 
 
 def _row(values: tuple) -> SignalRow:
-    return SignalRow(*[v if convert is None or v is None else convert(v) for convert, v in zip(_CONVERT, values)])
+    row = list(values)
+    for i, convert in _CONVERT:
+        if row[i] is not None:
+            row[i] = convert(row[i])
+    return SignalRow(*row)
 
 
 @dataclass(frozen=True)
