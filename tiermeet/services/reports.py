@@ -289,13 +289,15 @@ class ReportService:
             dims = _Dims.of(config, [row[0] for row in first.execute(SOURCES_SQL)])
             signal_chunks = readers.chunks("signal")
             groups_jobs = [readers.submit(_signal_rows, dims, where, params | chunk, day_sql) for chunk in signal_chunks]
-            decisions_job = readers.submit(_decision_groups, where, params)
+            # Unfiltered, one read of the decisions' index; narrowed, through the signals' ranges.
+            decision_jobs = [readers.submit(_decision_rows, where, params | chunk)
+                             for chunk in (signal_chunks if where != "1" else [{}])]
             times_jobs = [readers.submit(_duration_rows, where, params | chunk) for chunk in signal_chunks]
             shelved_job = readers.submit(_shelved_days, where, params)
             groups = _signal_groups(dims, [job.result() for job in groups_jobs])
             if groups is None:  # a value the numbering did not know: group on the text itself
                 groups = [Group(*row) for row in first.execute(_signal_text_sql(where, day_sql), params)]
-            decisions = decisions_job.result()
+            decisions = _decision_groups([job.result() for job in decision_jobs])
             times = _response_times([job.result() for job in times_jobs])
             escalations = first.execute(_escalation_sql(where), params).fetchall()
             overdue = first.execute(_overdue_sql(tier, line, source, area), params).fetchall()
@@ -554,22 +556,36 @@ def _shelved_days(conn: sqlite3.Connection, where: str, params: dict) -> dict[st
     return dict(conn.execute(sql, params).fetchall())
 
 
-def _decision_groups(conn: sqlite3.Connection, where: str, params: dict) -> list[DecisionGroup]:
+def _decision_rows(conn: sqlite3.Connection, where: str, params: dict) -> list[tuple]:
     """The decisions on the covered signals per model, maker, kind and disposition, with
-    their reviews. Over the whole history they are read in the order of
+    how many were reviewed and overturned: ``(source, decided_by, kind, disposition, n,
+    reviewed, overturned)``. Over the whole history they are read in the order of
     ``ix_decision_report``, which groups them without sorting and without the signals;
-    narrowed, through the covered signals."""
+    narrowed, through the covered signals in a rowid range."""
     if where == "1":
         decisions = "decision d INDEXED BY ix_decision_report"
     else:
-        decisions = f"signal s CROSS JOIN decision d ON d.signal_id = s.id AND {where}"
+        decisions = f"signal s NOT INDEXED CROSS JOIN decision d ON d.signal_id = s.id AND s.rowid BETWEEN :lo AND :hi AND {where}"
     counts = conn.execute(f"SELECT d.source, d.decided_by, d.kind, d.disposition, count(*) FROM {decisions} "
                           f"GROUP BY 1, 2, 3, 4", params).fetchall()
     reviews = {tuple(key): (n, int(overturned)) for *key, n, overturned in conn.execute(
         f"SELECT d.source, d.decided_by, d.kind, d.disposition, count(*), total(r.outcome = 'overturned') "
         f"FROM decision_review r JOIN decision d ON d.id = r.decision_id "
-        f"{'' if where == '1' else 'JOIN signal s ON s.id = d.signal_id WHERE ' + where} GROUP BY 1, 2, 3, 4", params)}
-    return [DecisionGroup(*key, n, *reviews.get(tuple(key), (0, 0))) for *key, n in counts]
+        f"{'' if where == '1' else 'JOIN signal s ON s.id = d.signal_id WHERE s.rowid BETWEEN :lo AND :hi AND ' + where} "
+        f"GROUP BY 1, 2, 3, 4", params)}
+    return [(*key, n, *reviews.get(tuple(key), (0, 0))) for *key, n in counts]
+
+
+def _decision_groups(parts: list[list[tuple]]) -> list[DecisionGroup]:
+    """The decision rows of every range, merged."""
+    merged: dict[tuple, list[int]] = {}
+    for rows in parts:
+        for *key, n, reviewed, overturned in rows:
+            cell = merged.setdefault(tuple(key), [0, 0, 0])
+            cell[0] += n
+            cell[1] += reviewed
+            cell[2] += overturned
+    return [DecisionGroup(*key, *counts) for key, counts in merged.items()]
 
 
 def _duration_rows(conn: sqlite3.Connection, where: str, params: dict) -> tuple[list[int], list[int]]:
