@@ -252,7 +252,7 @@ def _autonomous_decision(record: dict, signal_id, row: tuple, now: datetime, sta
     """The decision an autonomous model makes alone at ingest, kept for a person's review."""
     action = record["suggested_action"] or "act on its own signal"
     tier, rule, version = row[_COLUMNS.index("tier")], row[_RULE], row[_COLUMNS.index("policy_version")]
-    return {"id": new_id(), "signal_id": signal_id, "kind": DecisionKind.ACT.value,
+    return {"id": new_id(), "signal_id": signal_id, "source": record["source"], "kind": DecisionKind.ACT.value,
             "rationale": f"autonomous under rule {rule!r}: {action}", "disposition": None,
             "shelved_until": None, "decided_by": f"ai:{record['source']}", "decided_at": now, "tier": tier,
             "meeting_id": None, "policy_version": version,

@@ -143,7 +143,7 @@ class SignalService:
             before = lifecycle_image(signal)
             stamp = tx.stamp()
             decision = Decision(
-                id=new_id(), signal_id=signal.id, kind=kind.value, rationale=rationale.strip(),
+                id=new_id(), signal_id=signal.id, source=signal.source, kind=kind.value, rationale=rationale.strip(),
                 disposition=Disposition(disposition).value if disposition else None,
                 shelved_until=shelve_until if kind is DecisionKind.SHELVE else None,
                 decided_by=tx.actor, decided_at=tx.now, tier=signal.tier, meeting_id=meeting_id,

@@ -175,7 +175,7 @@ def deltas_of(m: Mutation) -> list[Delta]:
             signal["entered"] = [[epoch, tier, *clock], m.created_at]
         if name == "signal.decide":
             decision = dict(_arg(args, "decision"))
-            record = _pick(decision, DECISION_RECORD)
+            record = _pick(decision, DECISION_RECORD) | ({"source": decision["source"]} if "source" in decision else {})
             record["base"] = [int(before.get("status_epoch", 0)), int(before.get("tier", 0)), before.get("status")]
             deltas.append(Delta("decision", str(record["id"]), {"record": [clock, record]}, parent=parent))
             if args.get("action") is not None:
