@@ -1,4 +1,5 @@
-"""The board's table: a DataTable that can redraw one row alone.
+"""The board's table: a DataTable that can redraw one row alone, and that keeps the
+rendered rows of a few screens rather than of everything scrolled past.
 
 ``DataTable.update_cell`` invalidates every cached row and cell, so changing one signal's
 status re-renders every visible row — tens of milliseconds on a full board, most of the
@@ -13,9 +14,21 @@ instead of showing a stale row.
 
 from textual.widgets import DataTable
 
+#: Rendered lines and rows kept: a few screens of a wall display. DataTable keeps 1,000
+#: rows and 10,000 cells, which paging through a long board fills with rows long gone
+#: from the screen — megabytes the kiosk's memory budget has no room for.
+CACHED_LINES = 300
+CACHED_CELLS = CACHED_LINES * 10
+
 
 class BoardTable(DataTable):
     """A DataTable whose rows can be redrawn one at a time."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for cache in (self._row_render_cache, self._row_renderable_cache, self._line_cache):
+            cache.maxsize = CACHED_LINES
+        self._cell_render_cache.maxsize = CACHED_CELLS
 
     def update_row(self, row_key: str, cells: dict[str, object]) -> None:
         """Put ``cells`` (column key → value) in the row ``row_key`` and repaint that row only."""
