@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 
 from sqlalchemy import or_, select, text
 
@@ -88,15 +89,15 @@ class GovernanceService:
         top = self.ctx.config.top_tier
         with self.ctx.tx(SWEEP_ACTOR) as tx:
             tx.now = at
-            breached = tx.session.execute(
+            breached = _plain(tx.session.execute(
                 select(*_SWEPT).where(Signal.tier.in_(range(1, 5)), text(ACTIVE_SQL), Signal.status != SignalStatus.ACTIONED.value,
                                       Signal.deadline < at,
                                       # flagged once per stay at the top tier (a reopen starts a new stay)
                                       or_(Signal.flagged_at.is_(None), Signal.flagged_at <= Signal.tier_entered_at))
-                .order_by(Signal.deadline).limit(BATCH)).all()
-            shelved = tx.session.execute(
+                .order_by(Signal.deadline).limit(BATCH)))
+            shelved = _plain(tx.session.execute(
                 select(*_SWEPT).where(Signal.status == SignalStatus.SHELVED.value, Signal.shelved_until <= at)
-                .order_by(Signal.shelved_until).limit(BATCH)).all()
+                .order_by(Signal.shelved_until).limit(BATCH)))
             if not breached and not shelved:
                 return False
             due = _Deadlines(self.ctx.config, at)
@@ -250,6 +251,12 @@ class _Deadlines:
         if window not in self._by_window:
             self._by_window[window] = deadline(window, self.at, self.config.calendar)
         return self._by_window[window]
+
+
+def _plain(result) -> list[SimpleNamespace]:
+    """Result rows as plain objects: each swept signal's columns are read some thirty
+    times, and a namespace answers an attribute ten times faster than a result row."""
+    return [SimpleNamespace(**row) for row in result.mappings()]
 
 
 def _after(before: dict, moved: dict) -> dict:
