@@ -159,7 +159,7 @@ def wire_batch(tmp_path, name="k1", n=3):
     signal = signal_on(kiosk)
     kiosk.signals.acknowledge(signal.id, actor="anna")
     kiosk.comments.add("signal", signal.id, actor="anna", body="looked at it")
-    batch = local.pending(kiosk.ctx.engine)
+    batch = local.pending(kiosk.ctx.engine).mutations
     return kiosk, batch[:n]
 
 
@@ -256,7 +256,7 @@ def test_a_clock_far_ahead_is_clamped_never_rejected(central, tmp_path):
     """The server runs on the real clock; a stamp eleven years ahead of it is re-stamped."""
     kiosk = make_device(tmp_path, "fast", at=NOW + timedelta(days=3))
     signal_on(kiosk)
-    batch = local.pending(kiosk.ctx.engine)
+    batch = local.pending(kiosk.ctx.engine).mutations
     cid = local.ensure_client_id(kiosk.ctx.engine)
     with http(central) as client:
         far = [dict(batch[0], hlc=hlc.Timestamp(int((NOW + timedelta(days=4000)).timestamp() * 1000), 0).pack())]

@@ -114,10 +114,10 @@ def _fault_hooks(spec: str | None) -> Callable[[], apply.Hooks | None]:
     return hooks
 
 
-def _json(model) -> Response:
-    """A response model sent as it is: it was built from validated values by the server
-    itself, so it is serialized once (the OpenAPI still documents it as the route's model)."""
-    return Response(jsonutil.dumpb(model.model_dump(mode="json")), media_type="application/json")
+def _json(answer: dict) -> Response:
+    """An answer the server built itself from values it checked (in the shape of the
+    route's response model, which the OpenAPI documents), serialized once as it is."""
+    return Response(jsonutil.dumpb(answer), media_type="application/json")
 
 
 def create_app(database_url: str, *, engine=None, run_migrations: bool = True, now: Callable[[], datetime] | None = None,

@@ -31,10 +31,7 @@ from tiermeet.store.types import to_db_text
 from tiermeet.store.models_sync import Change, ProcessedMutation, SignalKey, SyncClient, SyncEntity
 from tiermeet.sync import jsonutil, merge
 from tiermeet.sync.mutations import Delta, Mutation, MutationError, deltas_of, signal_ingest_state
-from tiermeet.sync.protocol import (
-    PROTOCOL_VERSION, EntityState, MutationResult, PushRequest, PushResponse, SignalResult, SignalsResponse,
-    iso, mutation_of,
-)
+from tiermeet.sync.protocol import PROTOCOL_VERSION, PushRequest, iso, mutation_of
 
 ENT = SyncEntity.__table__
 CHG = Change.__table__
@@ -310,6 +307,14 @@ class _Work:
                 self.put(child, child.state, origin=origin, origin_seq=origin_seq, stamp=stamp)
 
 
+def _result(seq: int, status: str, server_seq: int | None = None, reason: str | None = None, detail: str | None = None,
+            server_state: list[dict] | None = None) -> dict:
+    """One ``MutationResult`` as plain JSON values: the server builds it from values it has
+    checked itself, so validating it again as a model would only cost time."""
+    return {"seq": seq, "status": status, "server_seq": server_seq, "reason": reason, "detail": detail,
+            "server_state": server_state}
+
+
 def _one_of(conn: Connection, column, values: list):
     """``column IN values``. On PostgreSQL the values go as one array parameter, so the
     statement's text is the same whatever their number and the driver prepares it once
@@ -398,13 +403,14 @@ def _lock_client(conn: Connection, req: PushRequest, plant: PlantAuth, now: date
     return int(row.last_processed_seq)
 
 
-def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, hooks: Hooks | None = None) -> PushResponse:
-    """Apply one push request in one transaction; the response is built after the commit."""
+def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, hooks: Hooks | None = None) -> dict:
+    """Apply one push request in one transaction; the answer (a ``PushResponse`` as plain
+    JSON values) is built after the commit."""
     if req.protocol_version > PROTOCOL_VERSION:
         raise HttpError(400, "protocol_version", f"this server speaks sync protocol {PROTOCOL_VERSION}, not {req.protocol_version}")
     now_ms = int(now.timestamp() * 1000)
     client_id = req.client_id
-    results: list[MutationResult] = []
+    results: list[dict] = []
     expected = None
     with transaction(engine) as conn:
         last = _lock_client(conn, req, plant, now)
@@ -451,8 +457,8 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
                 if sha is not None and sha != m.payload_sha256:
                     raise HttpError(422, "seq_reused", f"seq {m.seq} was already used by a different change from this device; "
                                     "it lost local state and must renumber its pending changes", expected_seq=last + 1)
-                results.append(MutationResult(seq=m.seq, status="duplicate", server_seq=record.server_seq if record else None,
-                                              reason=record.reason if record else None))
+                results.append(_result(m.seq, "duplicate", record.server_seq if record else None,
+                                       record.reason if record else None))
                 continue
             if m.seq != last + 1:
                 expected = last + 1
@@ -461,7 +467,7 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
             seen_here[m.seq] = m.payload_sha256
             earlier = by_mutation_id.get(m.mutation_id)
             if earlier is not None:  # the same change, renumbered by the device after a seq_reused recovery
-                results.append(MutationResult(seq=m.seq, status="duplicate", server_seq=earlier.server_seq, reason=earlier.reason))
+                results.append(_result(m.seq, "duplicate", earlier.server_seq, earlier.reason))
                 continue
             mutation, deltas, skew = planned[m.seq]
             status, reason, detail, server_seq, extra, server_state = "applied", None, None, None, {}, None
@@ -478,20 +484,14 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
                 status, reason, detail = "rejected", rejection.code, rejection.detail
                 recs = rejection.records or [r for r in (work.get(d.entity, d.entity_id) for d in
                                                           (deltas if isinstance(deltas, list) else [])) if r is not None]
-                server_state = [EntityState(entity=r.entity, entity_id=r.entity_id, state=r.state)
+                server_state = [{"entity": r.entity, "entity_id": r.entity_id, "state": r.state}
                                 for r in recs if r is not None and r.state is not None and work.may_write(r)]
-            rows.append({"client_id": client_id, "seq": m.seq, "mutation_id": m.mutation_id, "name": m.name,
-                         "payload_sha256": m.payload_sha256, "status": status, "reason": reason, "server_seq": server_seq,
-                         "result": {"detail": detail, **extra} if (detail or extra) else None, "clock_skew": skew,
-                         "processed_at": now})
-            results.append(MutationResult(seq=m.seq, status=status, server_seq=server_seq, reason=reason, detail=detail,
-                                          server_state=server_state))
+            rows.append((client_id, m.seq, m.mutation_id, m.name, m.payload_sha256, status, reason, server_seq,
+                         _dumps({"detail": detail, **extra}) if (detail or extra) else None, skew, work.now_db))
+            results.append(_result(m.seq, status, server_seq, reason, detail, server_state))
         work.flush()
         _insert_many(conn, "processed_mutations", ("client_id", "seq", "mutation_id", "name", "payload_sha256", "status",
-                                                   "reason", "server_seq", "result", "clock_skew", "processed_at"),
-                     [(r["client_id"], r["seq"], r["mutation_id"], r["name"], r["payload_sha256"], r["status"],
-                       r["reason"], r["server_seq"], None if r["result"] is None else _dumps(r["result"]),
-                       r["clock_skew"], work.now_db) for r in rows])
+                                                   "reason", "server_seq", "result", "clock_skew", "processed_at"), rows)
         conn.execute(update(CL).where(CL.c.client_id == client_id).values(
             last_processed_seq=last, last_seen_at=now, kind=req.client_kind, app_version=req.app_version,
             schema_version=req.schema_version))
@@ -501,8 +501,8 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
             hooks.before_commit()
     if hooks and hooks.after_commit:
         hooks.after_commit()
-    return PushResponse(last_processed_seq=last, server_epoch=epoch, server_hlc=server_clock, server_wall_ms=now_ms,
-                        results=results, expected_seq=expected)
+    return {"last_processed_seq": last, "server_epoch": epoch, "server_hlc": server_clock, "server_wall_ms": now_ms,
+            "results": results, "expected_seq": expected}
 
 
 # --------------------------------------------------------------------------------------
@@ -594,8 +594,15 @@ def placement(config, record: dict, now: datetime, version: str | None = None) -
             "autonomy": where.autonomy.value, "policy_rule": where.rule, "policy_version": version or policy.version}
 
 
-def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: datetime) -> SignalsResponse:
-    """Check each record against the plant's config, store the new ones, report per row."""
+def _signal_result(index: int, status: str, *, signal_id: str | None = None, field: str | None = None,
+                   reason: str | None = None) -> dict:
+    """One ``SignalResult`` as plain JSON values."""
+    return {"index": index, "status": status, "signal_id": signal_id, "field": field, "reason": reason}
+
+
+def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: datetime) -> dict:
+    """Check each record against the plant's config, store the new ones, report per row
+    (a ``SignalsResponse`` as plain JSON values)."""
     from tiermeet.ingest.contract import RecordError, check_record
     from tiermeet.services.ingest import plan_of
     from tiermeet.services.unit import new_id
@@ -606,19 +613,19 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
         raise HttpError(409, "no_plant_config", f"plant {plant.id!r} has no config on this server; "
                         "register it (tiermeet token create --plant … with its --config) before posting signals")
     plan = plan_of(SimpleNamespace(config=config))
-    results: list[SignalResult | None] = [None] * len(records)
+    results: list[dict | None] = [None] * len(records)
     checked: list[tuple[int, dict]] = []
     first_index: dict[tuple[str, str], int] = {}
     for index, record in enumerate(records):
         try:
             row = check_record(record, plan)
         except RecordError as exc:
-            results[index] = SignalResult(index=index, status="rejected", field=exc.field, reason=exc.reason)
+            results[index] = _signal_result(index, "rejected", field=exc.field, reason=exc.reason)
             continue
         k = (row["source"], row["external_id"])
         if k in first_index:
-            results[index] = SignalResult(index=index, status="rejected", field="external_id",
-                                          reason=f"{k[1]!r} from source {k[0]!r} already appears at index {first_index[k]}")
+            results[index] = _signal_result(index, "rejected", field="external_id",
+                                            reason=f"{k[1]!r} from source {k[0]!r} already appears at index {first_index[k]}")
             continue
         first_index[k] = index
         checked.append((index, row))
@@ -634,7 +641,7 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
                 k = (row["source"], row["external_id"])
                 if k in known:
                     duplicates += 1
-                    results[index] = SignalResult(index=index, status="duplicate", signal_id=known[k])
+                    results[index] = _signal_result(index, "duplicate", signal_id=known[k])
                     continue
                 signal_id = str(new_id())
                 initial = {**row, **placement(config, row, now, version), "id": signal_id, "ingested_at": now}
@@ -645,12 +652,11 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
                 work.cache[("signal", signal_id)] = rec
                 work.put(rec, state, origin=None, origin_seq=None, stamp=stamp)
                 work.add_key(k[0], k[1], signal_id)
-                results[index] = SignalResult(index=index, status="added", signal_id=signal_id)
+                results[index] = _signal_result(index, "added", signal_id=signal_id)
                 added += 1
             work.flush()
             save_version(conn, work.version, stamp)
-    return SignalsResponse(added=added, duplicates=duplicates, rejected=sum(r.status == "rejected" for r in results),
-                           results=results)
+    return {"added": added, "duplicates": duplicates, "rejected": len(records) - added - duplicates, "results": results}
 
 
 # --------------------------------------------------------------------------------------

@@ -221,18 +221,19 @@ class SyncClient:
 
     # -- push ----------------------------------------------------------------------------
 
-    def _post_push(self, mutations: list[dict], result: RoundResult) -> httpx.Response:
+    def _post_push(self, batch: local.Batch, result: RoundResult) -> httpx.Response:
         state = local.read_state(self.engine)
-        body = {"protocol_version": PROTOCOL_VERSION, "client_id": self.client_id, "client_kind": "kiosk",
+        head = {"protocol_version": PROTOCOL_VERSION, "client_id": self.client_id, "client_kind": "kiosk",
                 "app_version": _app_version(), "schema_version": _schema(), "client_hlc": state.get("hlc"),
-                "client_wall_ms": self._wall_ms(), "mutations": mutations}
-        first, last = mutations[0]["seq"], mutations[-1]["seq"]
-        return self._request("POST", "/v1/sync/push", result, content=jsonutil.dumpb(body),
+                "client_wall_ms": self._wall_ms()}
+        body = jsonutil.dumpb(head)[:-1] + b',"mutations":[' + b",".join(batch.encoded) + b"]}"
+        first, last = batch.mutations[0]["seq"], batch.mutations[-1]["seq"]
+        return self._request("POST", "/v1/sync/push", result, content=body,
                              headers={"Idempotency-Key": f"{self.client_id}:{first}-{last}",
                                       "Content-Type": "application/json"})
 
-    def _push(self, mutations: list[dict], result: RoundResult) -> dict:
-        response = self._post_push(mutations, result)
+    def _push(self, batch: local.Batch, result: RoundResult) -> dict:
+        response = self._post_push(batch, result)
         if response.status_code == 422 and _code(response) == "seq_reused":
             expected = response.json().get("expected_seq")
             moved = local.renumber_pending(self.engine, int(expected))
@@ -241,7 +242,7 @@ class SyncClient:
             raise _Renumbered
         self._check(response)
         data = jsonutil.loads(response.content)
-        counts = local.apply_push_response(self.engine, data, mutations, now=self._now(), wall_ms=self._wall_ms())
+        counts = local.apply_push_response(self.engine, data, batch.mutations, now=self._now(), wall_ms=self._wall_ms())
         result.pushed += counts["applied"] + counts["rejected"]
         result.applied += counts["applied"]
         result.duplicates += counts["duplicate"]
@@ -249,42 +250,53 @@ class SyncClient:
         return data
 
     def _push_all(self, result: RoundResult) -> None:
+        """Push the outbox in batches, one request at a time. While the server applies a
+        batch, the next one is read and encoded here; it is sent only if the server took
+        the whole batch before it (otherwise the outbox is read again from its start)."""
         renumbered = False
         stalls = 0
-        while True:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiermeet-push") as reader:
             batch = local.pending(self.engine, limit=self.batch)
-            if not batch:
-                return
-            try:
-                data = self._push(batch, result)
-            except _Renumbered:
-                if renumbered:
-                    raise SyncError("protocol", "the server refused the renumbered changes as reused sequence numbers too")
-                renumbered = True
-                continue
-            if data.get("expected_seq") is not None:
-                self._fill_gap(int(data["expected_seq"]), batch[0]["seq"] - 1, result)
-            if data["last_processed_seq"] < batch[0]["seq"]:
-                stalls += 1
-                if stalls > 2:
-                    raise SyncError("protocol", f"the server does not take seq {batch[0]['seq']} "
-                                                f"(it has {data['last_processed_seq']})")
-            else:
-                stalls = 0
+            while batch.mutations:
+                first, last = batch.mutations[0]["seq"], batch.mutations[-1]["seq"]
+                upcoming = reader.submit(local.pending, self.engine, limit=self.batch, after_seq=last)
+                try:
+                    data = self._push(batch, result)
+                except _Renumbered:
+                    if renumbered:
+                        raise SyncError("protocol", "the server refused the renumbered changes as reused sequence numbers too") from None
+                    renumbered = True
+                    upcoming.result()
+                    batch = local.pending(self.engine, limit=self.batch)
+                    continue
+                if data.get("expected_seq") is not None:
+                    self._fill_gap(int(data["expected_seq"]), first - 1, result)
+                if data["last_processed_seq"] < first:
+                    stalls += 1
+                    if stalls > 2:
+                        raise SyncError("protocol", f"the server does not take seq {first} "
+                                                    f"(it has {data['last_processed_seq']})")
+                else:
+                    stalls = 0
+                if data["last_processed_seq"] >= last:
+                    batch = upcoming.result()
+                else:
+                    upcoming.result()
+                    batch = local.pending(self.engine, limit=self.batch)
 
     def _fill_gap(self, first: int, last: int, result: RoundResult) -> None:
         """The server needs changes it had acknowledged before (it was restored): send them
         again from the archive."""
         while first <= last:
             batch = local.pending(self.engine, limit=self.batch, archived_from=first, archived_to=last)
-            if not batch or batch[0]["seq"] != first:
+            if not batch.mutations or batch.mutations[0]["seq"] != first:
                 raise SyncError("protocol", f"the server is missing changes {first}–{last} of this device, "
                                             "which are no longer kept here")
             data = self._push(batch, result)
-            if data["last_processed_seq"] < batch[-1]["seq"]:
+            if data["last_processed_seq"] < batch.mutations[-1]["seq"]:
                 raise SyncError("protocol", f"the server did not take the re-sent changes from seq {first}")
-            result.notes.append(f"re-sent {len(batch)} changes the server had lost")
-            first = batch[-1]["seq"] + 1
+            result.notes.append(f"re-sent {len(batch.mutations)} changes the server had lost")
+            first = batch.mutations[-1]["seq"] + 1
 
     def _refill_from_archive(self, result: RoundResult) -> None:
         state = local.read_state(self.engine)

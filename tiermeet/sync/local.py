@@ -143,16 +143,26 @@ def record_outcome(engine: Engine, *, ok: bool, error: str | None, now: datetime
 # --------------------------------------------------------------------------------------
 
 
-def _context(session: Session, row) -> dict:
-    if row.name in NEEDS_IMAGES:
-        found = session.execute(select(AuditEntry.before, AuditEntry.after).where(
-            AuditEntry.entity == row.entity, AuditEntry.entity_id == row.entity_id, AuditEntry.hlc == row.hlc)).first()
-        if found is None:
-            return {}
-        return {"before": found.before or {}, "after": found.after or {}}
-    if row.name == "signal.ingest":
-        return {"signals": _ingested(session, [str(i) for i in row.args.get("signal_ids", [])])}
-    return {}
+def _contexts(session: Session, rows: list["_Row"]) -> list[dict]:
+    """Each row's context, as the server needs it beside the mutation: the audit entry's
+    lifecycle images (found for all rows in a few queries), the payload of ingested signals."""
+    wanted = list({(r.entity, r.entity_id, r.hlc) for r in rows if r.name in NEEDS_IMAGES})
+    images: dict[tuple[str, str, str], dict] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i:i + 500]
+        for entity, entity_id, stamp, before, after in session.execute(
+                select(AuditEntry.entity, AuditEntry.entity_id, AuditEntry.hlc, AuditEntry.before, AuditEntry.after)
+                .where(AuditEntry.entity_id.in_({k[1] for k in chunk}), AuditEntry.hlc.in_({k[2] for k in chunk}))):
+            images.setdefault((entity, entity_id, stamp), {"before": before or {}, "after": after or {}})
+    out = []
+    for row in rows:
+        if row.name in NEEDS_IMAGES:
+            out.append(images.get((row.entity, row.entity_id, row.hlc), {}))
+        elif row.name == "signal.ingest":
+            out.append({"signals": _ingested(session, [str(i) for i in row.args.get("signal_ids", [])])})
+        else:
+            out.append({})
+    return out
 
 
 _PAYLOAD = ("external_id", "source", "model_version", "kind", "detected_at", "ingested_at", "area", "line", "asset",
@@ -190,10 +200,12 @@ def _ingested(session: Session, ids: list[str]) -> list[dict]:
     return out
 
 
-def _wire(session: Session, row) -> dict:
-    return {"seq": row.seq, "mutation_id": str(row.mutation_id), "name": row.name, "entity": row.entity,
-            "entity_id": row.entity_id, "hlc": row.hlc, "actor": row.actor, "created_at": iso(row.created_at),
-            "args": row.args, "payload_sha256": row.payload_sha256, "context": _context(session, row)}
+def _wires(session: Session, rows: list["_Row"]) -> list[dict]:
+    """Outbox rows as they go on the wire."""
+    return [{"seq": row.seq, "mutation_id": row.mutation_id, "name": row.name, "entity": row.entity,
+             "entity_id": row.entity_id, "hlc": row.hlc, "actor": row.actor, "created_at": iso(row.created_at),
+             "args": row.args, "payload_sha256": row.payload_sha256, "context": context}
+            for row, context in zip(rows, _contexts(session, rows))]
 
 
 @dataclass(frozen=True)
@@ -220,25 +232,36 @@ def _rows(session: Session, table: str, where: str = "", params: dict | None = N
             for seq, mid, name, entity, entity_id, args, stamp, actor, created, sha in session.execute(text(sql), params or {})]
 
 
-def pending(engine: Engine, *, limit: int = 500, max_bytes: int = PUSH_BYTES, archived_from: int | None = None,
-            archived_to: int | None = None) -> list[dict]:
-    """The next mutations to push, in seq order, as wire dicts (at most ``limit``, and
+@dataclass(frozen=True)
+class Batch:
+    """Mutations to push, in seq order: as wire dicts, and each as its JSON, encoded once
+    (to measure the batch and to make the request body)."""
+
+    mutations: list[dict]
+    encoded: list[bytes]
+
+
+def pending(engine: Engine, *, limit: int = 500, max_bytes: int = PUSH_BYTES, after_seq: int = 0,
+            archived_from: int | None = None, archived_to: int | None = None) -> Batch:
+    """The next mutations to push after ``after_seq``, in seq order (at most ``limit``, and
     about ``max_bytes`` of JSON). With ``archived_from``, acknowledged ones from the archive
     instead (to push again to a server that lost them)."""
     with read_session(engine) as session:
         if archived_from is None:
-            rows = _rows(session, "outbox", limit=limit)
+            rows = _rows(session, "outbox", "WHERE seq > :a", {"a": after_seq}, limit)
         else:
             rows = _rows(session, "outbox_archive", "WHERE seq >= :a AND seq <= :b",
                          {"a": archived_from, "b": archived_to if archived_to is not None else 2**62}, limit)
-        out, size = [], 0
-        for row in rows:
-            wire = _wire(session, row)
-            size += len(jsonutil.dumps(wire))
-            if out and size > max_bytes:
-                break
-            out.append(wire)
-    return out
+        wires = _wires(session, rows)
+    mutations, encoded, size = [], [], 0
+    for wire in wires:
+        data = jsonutil.dumpb(wire)
+        size += len(data)
+        if mutations and size > max_bytes:
+            break
+        mutations.append(wire)
+        encoded.append(data)
+    return Batch(mutations, encoded)
 
 
 def pending_count(engine: Engine) -> int:
@@ -389,8 +412,7 @@ def _pending_deltas(session: Session, keys: set[tuple[str, str]], client_id: str
         rows.extend(_rows(session, "outbox", f"WHERE entity_id IN ({marks})", {f"i{n}": v for n, v in enumerate(chunk)}))
     rows.sort(key=lambda r: r.seq)
     out: dict[tuple[str, str], list] = {}
-    for row in rows:
-        wire = _wire(session, row)
+    for wire in _wires(session, rows):
         mutation = Mutation(name=wire["name"], entity=wire["entity"], entity_id=wire["entity_id"], args=wire["args"],
                             hlc=wire["hlc"], origin=client_id, actor=wire["actor"], created_at=wire["created_at"],
                             context=wire["context"])
