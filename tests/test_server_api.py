@@ -431,6 +431,30 @@ def test_status_lists_the_plants_devices(central, tmp_path):
     assert device["last_processed_seq"] == 1 and device["rejections"] == 0 and status["plant_id"] == "riverside"
 
 
+def test_a_paged_pull_enrols_the_device_and_records_where_it_caught_up(central, tmp_path):
+    """Pages in the middle of a pull are only read; the first page enrols a new device and
+    the last one records how far it got, under the token's plant only."""
+    kiosk = make_device(tmp_path, "k1")
+    kiosk.ingest.ingest([Row(i, signal_record(i)) for i in range(25)], origin="t")
+    assert client_for(kiosk, central).run_round().ok
+    other = add_plant(central, other_plant_config())
+    with http(central) as client:
+        first = client.get("/v1/sync/pull", params={"cursor": 0, "limit": 10}, headers={"X-Client-Id": "reader"}).json()
+        [enrolled] = [c for c in client.get("/v1/sync/status").json()["clients"] if c["client_id"] == "reader"]
+        assert first["has_more"] and enrolled["last_pull_cursor"] == first["next_cursor"]
+        middle = client.get("/v1/sync/pull", params={"cursor": first["next_cursor"], "limit": 10},
+                            headers={"X-Client-Id": "reader"}).json()
+        [unchanged] = [c for c in client.get("/v1/sync/status").json()["clients"] if c["client_id"] == "reader"]
+        assert middle["has_more"] and unchanged == enrolled
+        last = client.get("/v1/sync/pull", params={"cursor": middle["next_cursor"], "limit": 10},
+                          headers={"X-Client-Id": "reader"}).json()
+        [caught_up] = [c for c in client.get("/v1/sync/status").json()["clients"] if c["client_id"] == "reader"]
+        assert not last["has_more"] and caught_up["last_pull_cursor"] == last["next_cursor"]
+    with http(central, other) as client:
+        refused = client.get("/v1/sync/pull", params={"cursor": 10, "limit": 10}, headers={"X-Client-Id": "reader"})
+        assert refused.status_code == 403 and refused.json()["code"] == "wrong_plant"
+
+
 # --------------------------------------------------------------------------------------
 # Fuzzing the OpenAPI description
 # --------------------------------------------------------------------------------------

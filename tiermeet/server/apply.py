@@ -510,30 +510,37 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
 # --------------------------------------------------------------------------------------
 
 
-def _enrol_for_pull(engine: Engine, plant: PlantAuth, client_id: str, cursor: int, now: datetime) -> int:
+def _record_pull(engine: Engine, plant: PlantAuth, client_id: str, cursor: int, now: datetime) -> None:
+    """Enrol a device at its first pull, or note where it has pulled to and when."""
     with transaction(engine) as conn:
-        row = conn.execute(select(CL.c.plant_id, CL.c.last_processed_seq).where(CL.c.client_id == client_id)).first()
+        row = conn.execute(select(CL.c.plant_id).where(CL.c.client_id == client_id)).first()
         if row is None:
             try:
                 with conn.begin_nested():
                     conn.execute(CL.insert().values(client_id=client_id, plant_id=plant.id, kind="kiosk", last_processed_seq=0,
                                                     last_pull_cursor=cursor, last_seen_at=now))
             except IntegrityError:
-                row = conn.execute(select(CL.c.plant_id, CL.c.last_processed_seq).where(CL.c.client_id == client_id)).first()
+                row = conn.execute(select(CL.c.plant_id).where(CL.c.client_id == client_id)).first()
             else:
-                return 0
+                return
         if row.plant_id != plant.id:
             raise HttpError(403, "wrong_plant", "this device is enrolled under another plant than the token's")
         conn.execute(update(CL).where(CL.c.client_id == client_id).values(last_pull_cursor=cursor, last_seen_at=now))
-        return int(row.last_processed_seq)
 
 
 def pull_page(engine: Engine, plant: PlantAuth, client_id: str, cursor: int, epoch: str | None, limit: int,
               *, now: datetime) -> str:
-    """The page after ``cursor`` as JSON text, ready to send; Reset when the device must resync."""
-    last_processed = _enrol_for_pull(engine, plant, client_id, cursor, now)
+    """The page after ``cursor`` as JSON text, ready to send; Reset when the device must resync.
+
+    A page is read in one read-only transaction. Only a new device's first page and the
+    last page of a pull (the device has caught up) write: the enrolment, or where it has
+    pulled to and when (for the status) — so a long pull does not take the write lock and
+    wait for a disk flush once per page."""
     with engine.connect() as conn, conn.begin():
         version, server_epoch, clock = read_meta(conn)
+        device = conn.execute(select(CL.c.plant_id, CL.c.last_processed_seq).where(CL.c.client_id == client_id)).first()
+        if device is not None and device.plant_id != plant.id:
+            raise HttpError(403, "wrong_plant", "this device is enrolled under another plant than the token's")
         if epoch is not None and epoch != server_epoch:
             raise Reset("epoch_changed", server_epoch)
         if cursor > version:
@@ -549,6 +556,11 @@ def pull_page(engine: Engine, plant: PlantAuth, client_id: str, cursor: int, epo
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = rows[-1][0] if has_more else version
+    # As of the page's own snapshot, so the device never drops an acknowledged change from
+    # its outbox before the page that holds the server's version of it.
+    last_processed = int(device.last_processed_seq) if device is not None else 0
+    if device is None or not has_more:
+        _record_pull(engine, plant, client_id, next_cursor, now)
     dumps = json.dumps
     parts = [
         f'{{"server_seq":{seq},"entity":{dumps(entity)},"entity_id":{dumps(entity_id)},"state":{state},'
