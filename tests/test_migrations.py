@@ -80,6 +80,9 @@ def test_upgrade_from_empty_creates_every_table(db_path):
     assert not Path(f"{db_path}.backups").exists()
 
 
+# The response-time indexes of migration 0005 are expression indexes, which SQLAlchemy does
+# not reflect: they are left out of the comparison (and tested by the report's plan test).
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_models_match_migrations(db_path):
     engine = make_engine(db_path)
     upgrade(engine, db_path)

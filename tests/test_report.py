@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import shutil
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -402,6 +403,38 @@ def test_trend_days_follow_the_plant_clock_across_dst(services, clock):
     assert (trend["from"], trend["to"]) == ("2026-10-24", "2026-10-26")
     assert [(d["day"], d["signals"]) for d in trend["days"]] == [("2026-10-24", 0), ("2026-10-25", 2), ("2026-10-26", 1)]
     assert len(services.report.report()["trend"]["days"]) == reports.TREND_DAYS
+
+
+def test_whole_history_reads_decisions_and_response_times_in_index_order(services, clock, make_signal, monkeypatch):
+    """Over the whole history the decision counts, the shelved time and the response-time
+    percentiles are read along their indexes: no statement of theirs sorts (a sort of a
+    million rows is what these indexes exist to avoid), and none reads every decision."""
+    for n in range(3):
+        signal = make_signal(n)
+        services.signals.acknowledge(signal.id, actor="anna", note="seen")
+        services.signals.decide(signal.id, actor="anna", kind="act" if n else "shelve", rationale="on it",
+                                **({} if n else {"shelve_until": NOW + timedelta(hours=1)}))
+    statements = []
+    connect = reports._connect
+
+    def traced(path):
+        conn = connect(path)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(reports, "_connect", traced)
+    report = services.report.report(as_of=NOW + timedelta(days=1))
+    assert (report["response_times"]["acknowledged"], report["response_times"]["decided"]) == (3, 3)
+    indexed = [sql for sql in statements if "INDEXED BY" in sql and sql.lstrip().upper().startswith("SELECT")]
+    assert {index for index in ("ix_decision_report", "ix_signal_ack_time", "ix_signal_decide_time")
+            if any(index in sql for sql in indexed)} == {"ix_decision_report", "ix_signal_ack_time", "ix_signal_decide_time"}
+    conn = sqlite3.connect(services.ctx.db_path)
+    try:
+        for sql in indexed:
+            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert not any("TEMP B-TREE" in step or step in ("SCAN d", "SCAN s") for step in plan), (sql, plan)
+    finally:
+        conn.close()
 
 
 def test_local_day_sql_matches_zoneinfo():

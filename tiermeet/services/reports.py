@@ -112,6 +112,10 @@ MAX_WORKERS = 8
 CHUNK_MIN_ROWS = 50_000
 UTC = timezone.utc
 DAY_MS = 86_400_000
+#: The response times: kind → the signal's column that ends the duration from detection.
+TIMES = {"ack": "first_acknowledged_at", "decide": "first_decided_at"}
+#: The partial index ordering the signals that have one by each duration (migration 0005).
+TIME_INDEXES = {"ack": "ix_signal_ack_time", "decide": "ix_signal_decide_time"}
 
 #: The tier a signal's first window was at: where its first escalation started, else
 #: where it is (signals only move up, one tier per escalation). A signal at tier 1 was
@@ -292,13 +296,16 @@ class ReportService:
             # Unfiltered, one read of the decisions' index; narrowed, through the signals' ranges.
             decision_jobs = [readers.submit(_decision_rows, where, params | chunk)
                              for chunk in (signal_chunks if where != "1" else [{}])]
-            times_jobs = [readers.submit(_duration_rows, where, params | chunk) for chunk in signal_chunks]
+            if where == "1":  # the whole history: percentiles read off the response-time indexes
+                times_jobs = [readers.submit(_indexed_response_times)]
+            else:
+                times_jobs = [readers.submit(_duration_rows, where, params | chunk) for chunk in signal_chunks]
             shelved_job = readers.submit(_shelved_days, where, params)
             groups = _signal_groups(dims, [job.result() for job in groups_jobs])
             if groups is None:  # a value the numbering did not know: group on the text itself
                 groups = [Group(*row) for row in first.execute(_signal_text_sql(where, day_sql), params)]
             decisions = _decision_groups([job.result() for job in decision_jobs])
-            times = _response_times([job.result() for job in times_jobs])
+            times = times_jobs[0].result() if where == "1" else _response_times([job.result() for job in times_jobs])
             escalations = first.execute(_escalation_sql(where), params).fetchall()
             overdue = first.execute(_overdue_sql(tier, line, source, area), params).fetchall()
             suspended = {row[0] for row in first.execute("SELECT source FROM model_suspension WHERE resumed_at IS NULL")}
@@ -594,8 +601,8 @@ def _duration_rows(conn: sqlite3.Connection, where: str, params: dict) -> tuple[
     sorted here, side by side with the other ranges' reads: the final sort then merely
     merges the ranges' runs. The database hands each column over as one text list, which
     costs a fraction of a row object per value."""
-    ms = "CAST(round((julianday(s.{}) - julianday(s.detected_at)) * 86400000) AS INTEGER)"
-    sql = (f"SELECT group_concat({ms.format('first_acknowledged_at')}), group_concat({ms.format('first_decided_at')}) "
+    ms = f"CAST(round((julianday(s.{{}}) - julianday(s.detected_at)) * {DAY_MS}) AS INTEGER)"
+    sql = (f"SELECT group_concat({ms.format(TIMES['ack'])}), group_concat({ms.format(TIMES['decide'])}) "
            f"FROM signal s NOT INDEXED WHERE s.rowid BETWEEN :lo AND :hi AND {where} "
            f"AND (s.first_acknowledged_at IS NOT NULL OR s.first_decided_at IS NOT NULL)")
     acks, decides = conn.execute(sql, params).fetchone()
@@ -604,13 +611,33 @@ def _duration_rows(conn: sqlite3.Connection, where: str, params: dict) -> tuple[
 
 def _response_times(parts: list[tuple[list[int], list[int]]]) -> dict:
     """Nearest-rank median and p90 minutes of the durations of every range."""
+    values = {label: sorted(chain.from_iterable(part[index] for part in parts)) for index, label in enumerate(TIMES)}
+    return _percentiles({label: len(v) for label, v in values.items()}, lambda label, rank: values[label][rank - 1])
+
+
+def _indexed_response_times(conn: sqlite3.Connection) -> dict:
+    """``_response_times`` over the whole history, read off the partial indexes that order
+    signals by the time to their first acknowledgement and decision (``ix_signal_ack_time``,
+    ``ix_signal_decide_time``): a rank is a walk along an index, not a sort."""
+    days = {label: f"julianday(s.{column}) - julianday(s.detected_at)" for label, column in TIMES.items()}
+
+    signals = {label: f"signal s INDEXED BY {TIME_INDEXES[label]} WHERE s.{column} IS NOT NULL" for label, column in TIMES.items()}
+
+    def at_rank(label: str, rank: int) -> int:
+        return conn.execute(f"SELECT CAST(round(({days[label]}) * {DAY_MS}) AS INTEGER) FROM {signals[label]} "
+                            f"ORDER BY {days[label]} LIMIT 1 OFFSET ?", (rank - 1,)).fetchone()[0]
+
+    counts = {label: conn.execute(f"SELECT count(*) FROM {signals[label]}").fetchone()[0] for label in TIMES}
+    return _percentiles(counts, at_rank)
+
+
+def _percentiles(counts: dict[str, int], at_rank) -> dict:
+    """The response-time numbers from how many durations each kind has and
+    ``at_rank(kind, rank)``, the duration (ms) at a 1-based rank in ascending order."""
     out: dict = {}
-    counts = {}
-    for label, index in (("ack", 0), ("decide", 1)):
-        values = sorted(chain.from_iterable(part[index] for part in parts))
+    for label, n in counts.items():
         for name, share in (("median", 0.5), ("p90", 0.9)):
-            out[f"{label}_{name}_min"] = values[_rank(len(values), share) - 1] / 60_000 if values else None
-        counts[label] = len(values)
+            out[f"{label}_{name}_min"] = at_rank(label, _rank(n, share)) / 60_000 if n else None
     return out | {"acknowledged": counts["ack"], "decided": counts["decide"]}
 
 

@@ -47,6 +47,10 @@ class Signal(SQLModel, table=True):
         Index("ix_signal_board_area", "tier", "area", "deadline", "severity_rank", "id", sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)),
         Index("ix_signal_board_plant", "tier", "deadline", "severity_rank", "id", sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)),
         Index("ix_signal_shelved", "shelved_until", sqlite_where=text(SHELVED_SQL), postgresql_where=text(SHELVED_SQL)),
+        # Migration 0005 also orders signals by the time to their first acknowledgement and
+        # decision (ix_signal_ack_time, ix_signal_decide_time: partial expression indexes,
+        # which SQLAlchemy cannot declare portably; a batch migration of this table must
+        # create them again).
     )
 
     id: uuid.UUID = Field(primary_key=True)

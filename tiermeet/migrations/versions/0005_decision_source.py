@@ -6,6 +6,12 @@ A signal's source is immutable, so the copy never goes stale. Existing decisions
 from their signal; a trigger fills it in for any insert or update that leaves it out
 (pulled records, older code), so no path can store a decision without it.
 
+On SQLite, two partial indexes order the signals by the time from detection to their
+first acknowledgement and first decision, so the report reads a median or 90th
+percentile by walking an index instead of sorting a million durations. Both times are
+empty when a signal is ingested, so ingest writes nothing to them; each is set once.
+(Expression indexes: SQLAlchemy cannot reflect them, so the models do not declare them.)
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-25
@@ -25,6 +31,8 @@ depends_on: str | Sequence[str] | None = None
 
 REPORT_INDEX = ["source", "decided_by", "kind", "disposition"]
 FROM_SIGNAL = "(SELECT s.source FROM signal s WHERE s.id = {}.signal_id)"
+#: The response-time indexes: name → the signal's column that ends the duration.
+TIME_INDEXES = {"ix_signal_ack_time": "first_acknowledged_at", "ix_signal_decide_time": "first_decided_at"}
 
 
 def upgrade() -> None:
@@ -39,6 +47,8 @@ def upgrade() -> None:
         op.execute("CREATE TRIGGER decision_source BEFORE INSERT OR UPDATE ON decision "
                    "FOR EACH ROW EXECUTE FUNCTION decision_source_from_signal()")
         return
+    for name, column in TIME_INDEXES.items():
+        op.execute(f"CREATE INDEX {name} ON signal (julianday({column}) - julianday(detected_at)) WHERE {column} IS NOT NULL")
     # SQLite cannot change NEW in a BEFORE trigger: fill the row in just after.
     for verb in ("INSERT", "UPDATE OF source"):
         op.execute(f"CREATE TRIGGER decision_source_on_{verb.split()[0].lower()} AFTER {verb} ON decision "
@@ -53,6 +63,8 @@ def downgrade() -> None:
     else:
         for verb in ("insert", "update"):
             op.execute(f"DROP TRIGGER IF EXISTS decision_source_on_{verb}")
+        for name in TIME_INDEXES:
+            op.execute(f"DROP INDEX IF EXISTS {name}")
     op.drop_index('ix_decision_report', table_name='decision')
     with op.batch_alter_table('decision', schema=None) as batch_op:
         batch_op.drop_column('source')
