@@ -163,10 +163,21 @@ class _Work:
             by_source.setdefault(source, []).append(external_id)
         for source, ids in by_source.items():
             for i in range(0, len(ids), _CHUNK):
-                for s, e, sid in self.conn.execute(select(SK.c.source, SK.c.external_id, SK.c.signal_id).where(
-                        SK.c.plant_id == self.plant.id, SK.c.source == source,
-                        _one_of(self.conn, SK.c.external_id, ids[i:i + _CHUNK]))):
-                    self.keys[(s, e)] = sid
+                chunk = ids[i:i + _CHUNK]
+                if self.conn.dialect.name == "postgresql":
+                    # One index probe per key, whatever the statistics say: given the keys as
+                    # an array filter, the planner reads every key of the source (a sequential
+                    # scan, or a hash of them all) until the table is very large.
+                    found = self.conn.exec_driver_sql(
+                        "SELECT v.external_id, k.signal_id FROM unnest(%(ids)b::text[]) AS v(external_id) "
+                        "CROSS JOIN LATERAL (SELECT signal_id FROM signal_keys WHERE plant_id = %(plant)s "
+                        "AND source = %(source)s AND external_id = v.external_id LIMIT 1) AS k",
+                        {"ids": chunk, "plant": self.plant.id, "source": source})
+                else:
+                    found = self.conn.execute(select(SK.c.external_id, SK.c.signal_id).where(
+                        SK.c.plant_id == self.plant.id, SK.c.source == source, SK.c.external_id.in_(chunk)))
+                for external_id, signal_id in found:
+                    self.keys[(source, external_id)] = signal_id
         return {k: self.keys[k] for k in wanted if k in self.keys}
 
     def add_key(self, source: str, external_id: str, signal_id: str) -> None:
