@@ -14,9 +14,11 @@ thousand groups. The passes over signals are cut into rowid ranges read side by 
 a few connections that share one snapshot (SQLite runs a statement on one core).
 Decisions carry their signal's model and are indexed on what they are counted by
 (``ix_decision_report``): over the whole history they are counted in that index's
-order, with neither a sort nor a look at the signals. Response times need an order: the database filters and computes the
-durations, and each column is sorted once to read the nearest ranks (to the
-millisecond, as the stored times go through julianday()).
+order, with neither a sort nor a look at the signals. Response times need an order
+(nearest ranks, to the millisecond, as the stored times go through julianday()): over
+the whole history two partial indexes hold the signals in the order of each duration,
+so a rank is a walk along an index; narrowed, the database computes the durations of
+the covered signals and Python sorts them.
 
 What is counted
     The report covers the signals DETECTED in ``[since, until)`` (either end open),
