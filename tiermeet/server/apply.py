@@ -659,6 +659,7 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
             work = _Work(conn, plant, now, version, hlc.tick(hlc.Timestamp.unpack(clock), int(now.timestamp() * 1000)))
             stamp = work.clock.pack()
             version = config.governance.version
+            arrived = iso(now)
             known = work.signal_keys([(r["source"], r["external_id"]) for _, r in checked])
             for index, row in checked:
                 k = (row["source"], row["external_id"])
@@ -667,9 +668,11 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
                     results[index] = _signal_result(index, "duplicate", signal_id=known[k])
                     continue
                 signal_id = str(new_id())
-                initial = {**row, **placement(config, row, now, version), "id": signal_id, "ingested_at": now}
-                for name in ("detected_at", "ingested_at", "tier_entered_at", "deadline"):
-                    initial[name] = iso(initial[name])
+                where = placement(config, row, now, version)
+                detected = iso(row["detected_at"])
+                entered = detected if where["tier_entered_at"] == row["detected_at"] else iso(where["tier_entered_at"])
+                initial = {**row, **where, "id": signal_id, "ingested_at": arrived, "detected_at": detected,
+                           "tier_entered_at": entered, "deadline": iso(where["deadline"])}
                 state = signal_ingest_state(initial, [stamp, SERVER_ORIGIN])
                 rec = _Rec("signal", signal_id, plant.id, None, False, None, True)
                 work.cache[("signal", signal_id)] = rec
