@@ -201,6 +201,35 @@ async def test_board_lists_open_signals_of_its_line_by_time_left(services):
 
 
 @ui_test
+async def test_a_long_board_draws_a_screenful_first_then_fills_the_page_and_pages_on(services, monkeypatch):
+    from conftest import signal_record
+    from tiermeet.services.board import Scope
+    from tiermeet.ui.screens.board import PAGE
+    from ui_helpers import ingest
+
+    severities = ("critical", "high", "medium", "low")
+    ingest(services, *(signal_record(n, severity=severities[n % 4], title=f"Signal {n:03}",
+                                     detected_at=f"2026-11-25T0{n % 8}:{n % 60:02}:00+01:00") for n in range(PAGE + 30)))
+    expected = [s.title for s in services.board.page(Scope(tier=1, line="CNC1"), limit=1000)]
+    applied = []
+    apply_rows = BoardScreen._apply_rows
+    monkeypatch.setattr(BoardScreen, "_apply_rows", lambda self, rows, *a: (applied.append(len(rows)), apply_rows(self, rows, *a)))
+    app = make_app(services)
+    async with app.run_test(size=SMALL) as pilot:
+        board = await start(pilot)
+        # What one 24-line screen can show came first; the rest of the page followed it.
+        assert applied[:2] == [SMALL[1], PAGE - SMALL[1]]
+        table = board.query_one("#board", DataTable)
+        assert board_titles(app) == expected[:PAGE] and table.row_count == PAGE
+        assert text_of(board.query_one("#statusline")).startswith(f"{PAGE}+ signals")
+        await pilot.press("ctrl+end")  # the last row of the page asks for the next one
+        await wait_until(pilot, lambda: len(board.rows) == PAGE + 30, what="the next page")
+        assert board_titles(app) == expected and table.row_count == PAGE + 30
+        await settle(pilot)
+        assert text_of(board.query_one("#statusline")).startswith(f"{PAGE + 30} signals")
+
+
+@ui_test
 async def test_time_left_counts_down_turns_amber_near_the_end_then_red(services, clock):
     from datetime import timedelta
 

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Select, Static
+from textual.worker import get_current_worker
 
 from tiermeet.domain.enums import Category, SignalStatus
 from tiermeet.store.queries import Cursor, Filters, Scope, SignalRow
@@ -168,7 +169,22 @@ class BoardScreen(TriageMixin, Screen):
     # ----- loading -----
     def load_first_page(self) -> None:
         """Reload from the top of the board."""
-        self._load(self.board_scope, self.filters, None, PAGE, replace_rows=True)
+        self._load_top(self.board_scope, self.filters)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="board")
+    def _load_top(self, scope: Scope, filters: Filters) -> None:
+        """The top of the board: the rows one screen shows, drawn at once, then the rest
+        of the page once they are on screen. A frame then costs the same on a board of a
+        dozen signals as on one of thousands, and paging keeps whole pages."""
+        board, screenful = self.app.services.board, min(PAGE, max(1, self.app.size.height))
+        rows = board.page(scope, filters, None, screenful)
+        self.app.call_from_thread(self._apply_rows, rows, True, screenful)
+        if len(rows) < screenful or screenful == PAGE:
+            return
+        self.app.call_from_thread(self.app.wait_for_refresh)  # the app's: it outlives this screen
+        rest = board.page(scope, filters, Cursor.after(rows[-1]), PAGE - screenful)
+        if not get_current_worker().is_cancelled:  # a newer load (filters, reload, paging) took over
+            self.app.call_from_thread(self._apply_rows, rest, False, PAGE - screenful)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="board")
     def _load(self, scope: Scope, filters: Filters, after: Cursor | None, limit: int, replace_rows: bool) -> None:
@@ -193,7 +209,9 @@ class BoardScreen(TriageMixin, Screen):
                 self._drawn = True
                 self.call_after_refresh(self.app.board_drawn)
             self._context_loaded = True
-            self._load_context()
+            # After the frame: the worker imports the ORM, which would take the
+            # interpreter from the thread drawing the rows just loaded.
+            self.call_after_refresh(self._load_context)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="context")
     def _load_context(self) -> None:

@@ -1,5 +1,6 @@
-"""The board's table: a DataTable that can redraw one row alone, and that keeps the
-rendered rows of a few screens rather than of everything scrolled past.
+"""The board's table: a DataTable that can redraw one row alone, that keeps the rendered
+rows of a few screens rather than of everything scrolled past, and that does not measure
+the cells of rows it is given.
 
 ``DataTable.update_cell`` invalidates every cached row and cell, so changing one signal's
 status re-renders every visible row — tens of milliseconds on a full board, most of the
@@ -45,6 +46,13 @@ class BoardTable(DataTable):
         for key in [k for k in self._line_cache.keys() if self._line_of(k[0]) == row.key]:
             self._line_cache.discard(key)
         self.refresh_row(index)
+
+    def _update_dimensions(self, new_rows) -> None:
+        """Every board column has a fixed width and every row one line, so there is nothing
+        to measure: DataTable would measure each cell of each new row (a quarter of the
+        cost of adding a page) only to find widths it then ignores. The virtual size is
+        still brought up to date."""
+        super()._update_dimensions(())
 
     def _line_of(self, y: int):
         """The key of the row drawn on line ``y`` (the header has its own)."""
