@@ -13,8 +13,9 @@ and comments (about the mix of sync-protocol §3.5), written as outbox rows in t
 the services write. Run ``python benchmarks/sync.py --help``; ``--pg URL`` adds the
 PostgreSQL central (an empty database it may fill). It prints a table and, with ``--json``,
 writes the figures: for each phase its wall time and the CPU seconds this process
-(``cpu_client``) and the server (``cpu_server``) spent in it, with the load average before
-and after — on a shared machine the CPU figures are the steadier guide. It exits 0 even
+(``cpu_client``), the server (``cpu_server``) and, for a PostgreSQL on this machine, the
+database's processes (``cpu_db``) spent in it, with the load average before and after — on a
+shared machine the CPU figures are the steadier guide. It exits 0 even
 when a target is missed; ``--check`` exits 1 then.
 """
 
@@ -75,15 +76,59 @@ class Server:
     def cpu(self) -> float | None:
         """CPU seconds the server process has used so far (None where /proc is missing)."""
         try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return _cpu_of(Path(f"/proc/{self.proc.pid}/stat").read_text())
         except OSError:
             return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(20)
         self.log.close()
+
+
+def _cpu_of(stat: str, *, reaped: bool = False) -> float:
+    """User and system CPU seconds from a /proc stat line (and its reaped children's)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if reaped else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class DatabaseCpu:
+    """CPU seconds a PostgreSQL server on this machine has spent so far: its postmaster with
+    the backends it has reaped, plus the live ones. The server's own CPU leaves out the
+    work it hands the database, which is most of a push on PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        self.postmaster = None
+        if make_url(url).host not in ("127.0.0.1", "localhost", "::1"):
+            return
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        engine.dispose()
+        try:
+            self.postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            self.postmaster = None
+
+    def __call__(self) -> float | None:
+        if self.postmaster is None:
+            return None
+        root = Path(f"/proc/{self.postmaster}")
+        try:
+            total = _cpu_of((root / "stat").read_text(), reaped=True)
+            children = (root / "task" / str(self.postmaster) / "children").read_text().split()
+        except OSError:
+            return None
+        for pid in children:
+            try:
+                total += _cpu_of(Path(f"/proc/{pid}/stat").read_text(), reaped=True)
+            except OSError:
+                pass  # it ended between the two reads; the postmaster has its time now
+        return total
 
 
 def token_for(url: str) -> str:
@@ -165,11 +210,13 @@ class Timed:
     """Wall time of a block, and the CPU time this process and the server spent in it: on
     a shared machine the wall time moves with the load, CPU time much less."""
 
-    def __init__(self, server: Server, figures: dict, key: str) -> None:
+    def __init__(self, server: Server, figures: dict, key: str, database: DatabaseCpu | None = None) -> None:
         self.server, self.figures, self.key = server, figures, key
+        self.database = database or (lambda: None)
 
     def __enter__(self) -> "Timed":
         self.wall, self.mine, self.theirs = time.perf_counter(), time.process_time(), self.server.cpu()
+        self.db = self.database()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -178,6 +225,8 @@ class Timed:
         self.figures[f"{self.key}_cpu_client_s"] = round(time.process_time() - self.mine, 2)
         if self.theirs is not None:
             self.figures[f"{self.key}_cpu_server_s"] = round(self.server.cpu() - self.theirs, 2)
+        if self.db is not None:
+            self.figures[f"{self.key}_cpu_db_s"] = round(self.database() - self.db, 2)
 
 
 def bench_central(url: str, label: str, workdir: Path, args, figures: dict) -> None:
@@ -186,19 +235,20 @@ def bench_central(url: str, label: str, workdir: Path, args, figures: dict) -> N
     from tiermeet.sync.local import pending_count
 
     token = token_for(url)
+    database = DatabaseCpu(url) if url.startswith("postgresql") else None
     server = Server(url, workdir / f"server-{label}.log")
     try:
         device = offline_week(workdir / label, args.mutations)
         pending = pending_count(device.ctx.engine)
         with SyncClient(device.ctx.engine, server_url=server.base, token=token) as client:
             result = RoundResult()
-            with Timed(server, figures, f"{label}.push"):
+            with Timed(server, figures, f"{label}.push", database):
                 client._push_all(result)
             figures[f"{label}.push_mutations"] = pending
             assert result.applied == pending, (result, pending)
         fresh = make_device(workdir / label, "new-kiosk")
         with SyncClient(fresh.ctx.engine, server_url=server.base, token=token) as client:
-            with Timed(server, figures, f"{label}.pull"):
+            with Timed(server, figures, f"{label}.pull", database):
                 pulled = client.pull_only().pulled
             figures[f"{label}.pull_changes"] = pulled
         # The bodies are encoded before the clock starts: what is timed is the server taking
@@ -208,7 +258,7 @@ def bench_central(url: str, label: str, workdir: Path, args, figures: dict) -> N
         with httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {token}",
                                                          "Content-Type": "application/json"}, timeout=60) as http:
             added = 0
-            with Timed(server, figures, f"{label}.signals") as timed:
+            with Timed(server, figures, f"{label}.signals", database) as timed:
                 for body in bodies:
                     added += http.post("/v1/signals", content=body).json()["added"]
         figures[f"{label}.signals_per_s"] = round(added / timed.seconds)
