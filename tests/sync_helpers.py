@@ -168,7 +168,7 @@ import uuid as _uuid  # noqa: E402
 
 from sqlalchemy import select as _select, text as _text  # noqa: E402
 
-from tiermeet.store.models_sync import SyncEntity  # noqa: E402
+from tiermeet.store.models_sync import Change, SyncEntity  # noqa: E402
 from tiermeet.sync import merge as _merge  # noqa: E402
 from tiermeet.sync.local import TABLES, _CONVERT  # noqa: E402
 
@@ -193,12 +193,13 @@ def _key(entity: str, row: dict) -> str:
 
 def central_rows(central: Central, plant_id: str = "riverside") -> dict[str, dict[str, dict]]:
     """Every record the plant can see on the server, projected to table columns."""
-    table = SyncEntity.__table__
+    table, changes = SyncEntity.__table__, Change.__table__
     out: dict[str, dict[str, dict]] = {e: {} for e in SYNCED}
     with central.engine.connect() as conn:
         for entity, entity_id, state in conn.execute(
-                _select(table.c.entity, table.c.entity_id, table.c.state).where(table.c.plant_id == plant_id)):
-            row = _merge.project(entity, state)
+                _select(table.c.entity, table.c.entity_id, changes.c.state)
+                .join_from(table, changes, changes.c.server_seq == table.c.server_seq).where(table.c.plant_id == plant_id)):
+            row = _merge.project(entity, _json.loads(state))
             if row is None:
                 continue
             columns = [c.name for c in TABLES[entity].columns]

@@ -5,6 +5,7 @@ and the OpenAPI description (fuzzed with schemathesis: no 5xx).
 """
 
 import copy
+import json
 import threading
 import uuid
 from datetime import timedelta
@@ -334,6 +335,77 @@ def test_a_server_restored_from_a_backup_gets_back_what_it_lost(tmp_path):
     assert any("re-sent" in note for note in result.notes) and result.resets == 1
     assert diff(device_rows(kiosk), central_rows(restored)) == []
     assert len(central_rows(restored)["signal"]) == 3
+
+
+def _old_layout_tables():
+    """``changes`` and ``sync_entities`` as revision 0005 made them: the state in both, as JSON."""
+    import sqlalchemy as sa
+
+    from tiermeet.store.types import UTCDateTime
+
+    meta = sa.MetaData()
+    changes = sa.Table("changes", meta, *(sa.Column(name, kind) for name, kind in (
+        ("server_seq", sa.BigInteger), ("plant_id", sa.String), ("shared", sa.Boolean), ("entity", sa.String),
+        ("entity_id", sa.String), ("state", sa.JSON), ("origin_client_id", sa.String), ("origin_seq", sa.BigInteger),
+        ("hlc", sa.String), ("committed_at", UTCDateTime))))
+    entities = sa.Table("sync_entities", meta, *(sa.Column(name, kind) for name, kind in (
+        ("entity", sa.String), ("entity_id", sa.String), ("plant_id", sa.String), ("parent_id", sa.String),
+        ("shared", sa.Boolean), ("state", sa.JSON), ("server_seq", sa.BigInteger))))
+    return changes, entities
+
+
+def test_a_server_of_revision_0005_keeps_every_record_through_the_upgrade(db_url, tmp_path):
+    """Revision 0006 keeps a record's state only in its latest change. A server stored
+    before it (states in both tables; here one action even lost its change rows) upgrades
+    at start-up and goes on as if nothing happened: a new kiosk pulls every record as the
+    source has it, and the source's next change merges on top of the migrated state."""
+    from alembic import command
+
+    from tiermeet.server.app import create_app
+    from tiermeet.server.db import open_engine
+    from tiermeet.store.migrate import _alembic_config
+    from tiermeet.store.models_sync import Change, Plant, SignalKey, SyncClient, SyncMeta
+    from sync_helpers import Central
+
+    donor = make_central(f"sqlite:///{tmp_path / 'donor.db'}")
+    source = make_device(tmp_path, "source")
+    signal = signal_on(source, 1)
+    source.signals.decide(signal.id, actor="anna", kind="act", rationale="worn")
+    action = source.actions.create(actor="anna", title="Replace bearing", owner="ben", due_at=NOW + timedelta(days=1),
+                                   signal=signal.id).id
+    source.comments.add("signal", signal.id, actor="anna", body="seen on the night shift")
+    assert client_for(source, donor).run_round().ok
+
+    engine = open_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0005")
+    old_changes, old_entities = _old_layout_tables()
+    with donor.engine.connect() as read, engine.begin() as write:
+        for model in (Plant, ApiToken, SyncClient, ProcessedMutation, SyncMeta, SignalKey):
+            write.execute(model.__table__.insert(), [dict(r._mapping) for r in read.execute(select(model.__table__))])
+        log = [dict(r._mapping, state=json.loads(r.state)) for r in read.execute(select(Change.__table__))]
+        latest = {(c["entity"], c["entity_id"]): c for c in log}
+        records = [dict(r._mapping, state=latest[(r.entity, r.entity_id)]["state"])
+                   for r in read.execute(select(SyncEntity.__table__))]
+        write.execute(old_changes.insert(), [c for c in log if c["entity_id"] != str(action)])
+        write.execute(old_entities.insert(), records)
+    engine.dispose()
+
+    engine = open_engine(db_url)
+    central = Central(db_url, create_app(db_url, engine=engine), engine, donor.token)
+    assert diff(central_rows(central), device_rows(source)) == []
+    kiosk = make_device(tmp_path, "kiosk")
+    assert client_for(kiosk, central).run_round().ok
+    assert diff(device_rows(kiosk), device_rows(source)) == []
+    source.actions.reassign(action, actor="anna", owner="chen")
+    result = client_for(source, central).run_round()
+    assert result.ok and result.applied == 1, result
+    assert client_for(kiosk, central).run_round().ok
+    assert diff(device_rows(kiosk), device_rows(source)) == []
+    with engine.connect() as conn:
+        owner = conn.execute(select(Change.state).join(SyncEntity, SyncEntity.server_seq == Change.server_seq)
+                             .where(SyncEntity.entity_id == str(action))).scalar_one()
+    assert json.loads(owner)["owner"][1] == "chen"
 
 
 # --------------------------------------------------------------------------------------

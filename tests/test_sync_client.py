@@ -4,6 +4,7 @@ older server values, recovery when the device lost changes the server had (seq_r
 and the status the app shows.
 """
 
+import json
 import os
 from datetime import timedelta
 
@@ -179,7 +180,7 @@ def test_a_page_cut_short_between_slices_leaves_every_change_up_to_the_cursor_ap
     below = [c for c in log if c.server_seq <= cursor]
     assert len({(c.entity, c.entity_id) for c in below}) < len(below)  # the applied part merged repeated records
     for change in below:
-        assert merge.dominates(change.entity, shadow.get((change.entity, change.entity_id)), change.state), change.server_seq
+        assert merge.dominates(change.entity, shadow.get((change.entity, change.entity_id)), json.loads(change.state)), change.server_seq
     monkeypatch.setattr(local, "_apply_states", real)
     assert client_for(device, central).run_round().ok
     assert diff(device_rows(device), central_rows(central)) == []

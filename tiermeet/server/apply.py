@@ -20,7 +20,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, and_, any_, bindparam, cast, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -87,7 +87,6 @@ class _Rec:
     new: bool
     dirty: bool = False
     server_seq: int = 0
-    text: str | None = None
 
 
 @dataclass
@@ -117,12 +116,32 @@ class _Work:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _rows(self, where) -> list[_Rec]:
-        query = select(ENT.c.entity, ENT.c.entity_id, ENT.c.plant_id, ENT.c.parent_id, ENT.c.shared,
-                       cast(ENT.c.state, Text), ENT.c.server_seq).where(where)
+    @staticmethod
+    def _recs(rows) -> list[_Rec]:
         loads = jsonutil.loads
         return [_Rec(entity, entity_id, plant_id, parent_id, bool(shared), loads(state), False, False, seq)
-                for entity, entity_id, plant_id, parent_id, shared, state, seq in self.conn.execute(query)]
+                for entity, entity_id, plant_id, parent_id, shared, state, seq in rows]
+
+    def _rows(self, where) -> list[_Rec]:
+        """Records with their current state: the state of each one's latest change, looked up
+        by its key for each record (a join let PostgreSQL plan, on young statistics, a scan
+        of the whole change log for every batch)."""
+        state = select(CHG.c.state).where(CHG.c.server_seq == ENT.c.server_seq).scalar_subquery()
+        return self._recs(self.conn.execute(select(ENT.c.entity, ENT.c.entity_id, ENT.c.plant_id, ENT.c.parent_id,
+                                                   ENT.c.shared, state, ENT.c.server_seq).where(where)))
+
+    def _records(self, entity: str, ids: list[str]) -> list[_Rec]:
+        """The stored records of one kind among ``ids``. On PostgreSQL, one index probe per
+        id whatever the statistics say: given the ids as an array filter, the plan prepared
+        while the tables were young reads every record of the kind and compares it with
+        each id, a cost that grows with the table."""
+        if self.conn.dialect.name != "postgresql":
+            return self._rows(and_(ENT.c.entity == entity, ENT.c.entity_id.in_(ids)))
+        return self._recs(self.conn.exec_driver_sql(
+            "SELECT e.entity, e.entity_id, e.plant_id, e.parent_id, e.shared, "
+            "(SELECT c.state FROM changes c WHERE c.server_seq = e.server_seq), e.server_seq "
+            "FROM unnest(%(ids)b::text[]) AS v(entity_id) CROSS JOIN LATERAL (SELECT * FROM sync_entities s "
+            "WHERE s.entity = %(entity)s AND s.entity_id = v.entity_id LIMIT 1) AS e", {"ids": ids, "entity": entity}))
 
     def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
         by_entity: dict[str, list[str]] = {}
@@ -133,7 +152,7 @@ class _Work:
             ids = list(dict.fromkeys(ids))
             for i in range(0, len(ids), _CHUNK):
                 chunk = ids[i:i + _CHUNK]
-                for rec in self._rows(and_(ENT.c.entity == entity, _one_of(self.conn, ENT.c.entity_id, chunk))):
+                for rec in self._records(entity, chunk):
                     self.cache[(rec.entity, rec.entity_id)] = rec
                 for entity_id in chunk:
                     self.cache.setdefault((entity, entity_id), None)
@@ -188,12 +207,11 @@ class _Work:
 
     def put(self, rec: _Rec, state: dict, *, origin: str | None, origin_seq: int | None, stamp: str) -> int:
         rec.state = state
-        rec.text = _dumps(state)
         rec.dirty = True
         self.version += 1
         rec.server_seq = self.version
         self.cache[(rec.entity, rec.entity_id)] = rec
-        self.changes.append((self.version, rec.plant_id, rec.shared, rec.entity, rec.entity_id, rec.text, origin,
+        self.changes.append((self.version, rec.plant_id, rec.shared, rec.entity, rec.entity_id, _dumps(state), origin,
                              origin_seq, stamp, self.now_db))
         return self.version
 
@@ -201,11 +219,10 @@ class _Work:
         new = [r for r in self.cache.values() if r is not None and r.dirty and r.new]
         old = [r for r in self.cache.values() if r is not None and r.dirty and not r.new]
         if new:
-            _insert_many(self.conn, "sync_entities", ("entity", "entity_id", "plant_id", "parent_id", "shared", "state",
-                                                      "server_seq"),
-                         [(r.entity, r.entity_id, r.plant_id, r.parent_id, r.shared, r.text, r.server_seq) for r in new])
+            _insert_many(self.conn, "sync_entities", ("entity", "entity_id", "plant_id", "parent_id", "shared", "server_seq"),
+                         [(r.entity, r.entity_id, r.plant_id, r.parent_id, r.shared, r.server_seq) for r in new])
         if old:
-            _update_states(self.conn, old)
+            _move_to_latest(self.conn, old)
         for r in new + old:
             r.new = r.dirty = False
         if self.new_keys:
@@ -351,19 +368,19 @@ def _insert_many(conn: Connection, table: str, columns: tuple[str, ...], rows: l
     conn.exec_driver_sql(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in columns)})', rows)
 
 
-def _update_states(conn: Connection, recs: list["_Rec"]) -> None:
-    """Write back the merged state of records that were already stored: on PostgreSQL one
-    UPDATE joined to the new values passed as arrays, on SQLite an executemany."""
+def _move_to_latest(conn: Connection, recs: list["_Rec"]) -> None:
+    """Point records that were already stored at their new latest change (whose row holds
+    the merged state): on PostgreSQL one UPDATE joined to the new values passed as arrays,
+    on SQLite an executemany."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
-            "UPDATE sync_entities AS e SET state = v.state::json, shared = v.shared, server_seq = v.server_seq "
-            "FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[], %b::bigint[]) "
-            "AS v(entity, entity_id, state, shared, server_seq) WHERE e.entity = v.entity AND e.entity_id = v.entity_id",
-            ([r.entity for r in recs], [r.entity_id for r in recs], [r.text for r in recs], [r.shared for r in recs],
-             [r.server_seq for r in recs]))
+            "UPDATE sync_entities AS e SET shared = v.shared, server_seq = v.server_seq "
+            "FROM unnest(%b::text[], %b::text[], %b::boolean[], %b::bigint[]) "
+            "AS v(entity, entity_id, shared, server_seq) WHERE e.entity = v.entity AND e.entity_id = v.entity_id",
+            ([r.entity for r in recs], [r.entity_id for r in recs], [r.shared for r in recs], [r.server_seq for r in recs]))
         return
-    conn.exec_driver_sql("UPDATE sync_entities SET state = ?, shared = ?, server_seq = ? WHERE entity = ? AND entity_id = ?",
-                         [(r.text, r.shared, r.server_seq, r.entity, r.entity_id) for r in recs])
+    conn.exec_driver_sql("UPDATE sync_entities SET shared = ?, server_seq = ? WHERE entity = ? AND entity_id = ?",
+                         [(r.shared, r.server_seq, r.entity, r.entity_id) for r in recs])
 
 
 def _dumps(state) -> str:
@@ -428,12 +445,15 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
         version, epoch, clock = lock_version(conn)
         work = _Work(conn, plant, now, version, hlc.Timestamp.unpack(clock))
         seen_here: dict[int, str] = {}
-        old = [m.seq for m in req.mutations if m.seq <= last]
+        old = {m.seq for m in req.mutations if m.seq <= last}
         processed = {}
-        for i in range(0, len(old), _CHUNK):
+        if old:
+            # A range of the primary key, not a list of seqs: the index is walked once, and no
+            # plan can compare each of the device's mutations with every seq of the list.
             for row in conn.execute(select(PM.c.seq, PM.c.payload_sha256, PM.c.status, PM.c.reason, PM.c.server_seq)
-                                    .where(PM.c.client_id == client_id, _one_of(conn, PM.c.seq, old[i:i + _CHUNK]))):
-                processed[row.seq] = row
+                                    .where(PM.c.client_id == client_id, PM.c.seq.between(min(old), max(old)))):
+                if row.seq in old:
+                    processed[row.seq] = row
         fresh = [m for m in req.mutations if m.seq > last]
         by_mutation_id = {}
         ids = [m.mutation_id for m in fresh]
@@ -558,9 +578,11 @@ def pull_page(engine: Engine, plant: PlantAuth, client_id: str, cursor: int, epo
             raise Reset("cursor_ahead", server_epoch)
         scope = CHG.c.plant_id == plant.id
         if plant.enterprise:
-            scope = or_(scope, CHG.c.shared.is_(True))
+            # The column itself, not "IS TRUE": PostgreSQL then reads the shared changes from
+            # their partial index (whose predicate is the column) beside the plant's own.
+            scope = or_(scope, CHG.c.shared)
         rows = conn.execute(
-            select(CHG.c.server_seq, CHG.c.entity, CHG.c.entity_id, cast(CHG.c.state, Text), CHG.c.origin_client_id,
+            select(CHG.c.server_seq, CHG.c.entity, CHG.c.entity_id, CHG.c.state, CHG.c.origin_client_id,
                    CHG.c.origin_seq)
             .where(CHG.c.server_seq > cursor, CHG.c.server_seq <= version, scope)
             .order_by(CHG.c.server_seq).limit(limit + 1)).all()

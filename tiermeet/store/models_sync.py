@@ -3,9 +3,14 @@
 Server side (sync-protocol §2.3): ``plants`` and their ``api_tokens`` (only the SHA-256 of a
 token is stored), enrolled ``clients`` with the last sequence number processed for each,
 ``processed_mutations`` (one row per applied or rejected mutation, for exactly-once),
-``changes`` (the pull log, ordered by ``server_seq``), ``sync_meta`` (epoch, the global
-version counter, the server's clock), ``sync_entities`` (the merged state of every synced
-record) and ``signal_keys`` (idempotent ingest per plant on (source, external_id)).
+``changes`` (the pull log, ordered by ``server_seq``, with each record's merged state after
+the change), ``sync_meta`` (epoch, the global version counter, the server's clock),
+``sync_entities`` (every synced record, whose it is, and its latest change, which holds its
+current state) and ``signal_keys`` (idempotent ingest per plant on (source, external_id)).
+
+A state is stored once, as the JSON text the server wrote: the server only stores and
+returns states, so PostgreSQL has nothing to parse, and a record's current state is its
+latest change's rather than a second copy written beside it.
 
 Client side: ``sync_shadow`` keeps the last state the server sent for a record, so a pulled
 page only ever moves a record forward, and ``sync_conflicts`` holds the concurrent
@@ -16,7 +21,7 @@ Both sides use the same metadata and migrations, so one database file could serv
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from tiermeet.store.types import UTCDateTime
@@ -91,12 +96,15 @@ class ProcessedMutation(SQLModel, table=True):
 
 
 class Change(SQLModel, table=True):
-    """One entry of the pull log: a record's merged state after a change, in commit order."""
+    """One entry of the pull log: a record's merged state after a change, in commit order.
+
+    Only the few changes shared with the enterprise are indexed as such (a partial index),
+    so the others add nothing to that index."""
 
     __tablename__ = "changes"
     __table_args__ = (
         Index("ix_changes_plant_seq", "plant_id", "server_seq"),
-        Index("ix_changes_shared_seq", "shared", "server_seq"),
+        Index("ix_changes_shared_seq", "server_seq", sqlite_where=text("shared"), postgresql_where=text("shared")),
     )
 
     server_seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
@@ -104,7 +112,7 @@ class Change(SQLModel, table=True):
     shared: bool = False
     entity: str
     entity_id: str
-    state: dict = _json()
+    state: str = Field(sa_type=Text, description="The record's merged state after the change, as JSON text.")
     origin_client_id: str | None = None
     origin_seq: int | None = Field(default=None, sa_type=BigInteger)
     hlc: str
@@ -122,17 +130,22 @@ class SyncMeta(SQLModel, table=True):
 
 
 class SyncEntity(SQLModel, table=True):
-    """The merged state of one synced record on the server, and whose it is."""
+    """One synced record on the server: whose it is, and its latest change (``server_seq``),
+    whose state in ``changes`` is the record's merged state now.
+
+    Rows are small and every push moves the ``server_seq`` of the records it changes, a
+    column no index holds: pages are left a fifth empty on PostgreSQL so those updates stay
+    on their page (heap-only tuples) and touch no index."""
 
     __tablename__ = "sync_entities"
+    __table_args__ = {"postgresql_with": {"fillfactor": 80}}
 
     entity: str = Field(primary_key=True)
     entity_id: str = Field(primary_key=True)
-    plant_id: str = Field(index=True)
+    plant_id: str
     parent_id: str | None = Field(default=None, index=True, description="The signal a record belongs to.")
     shared: bool = False
-    state: dict = _json()
-    server_seq: int = Field(default=0, sa_type=BigInteger)
+    server_seq: int = Field(default=0, sa_type=BigInteger, description="The record's latest change.")
 
 
 class SignalKey(SQLModel, table=True):
