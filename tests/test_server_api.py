@@ -11,6 +11,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from conftest import signal_record
@@ -411,6 +413,33 @@ def test_a_server_of_revision_0005_keeps_every_record_through_the_upgrade(db_url
 # --------------------------------------------------------------------------------------
 # Signals from AI systems
 # --------------------------------------------------------------------------------------
+
+
+_BOUNDS = [0.2, 0.5, 0.5000001, 0.8, 1.0]
+#: Every bound, and a confidence just under, at and over each (and none at all).
+_CONFIDENCES = [None, 0.0, *sorted({c for b in _BOUNDS for c in (b - 1e-9, b, min(b + 1e-9, 1.0))})]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([None, *_BOUNDS]), st.sampled_from([None, *_BOUNDS]),
+                          st.sampled_from(["CNC1", "CNC2"]), st.sampled_from([1, 2, 3])), max_size=4),
+       st.booleans())
+def test_remembered_placements_are_those_of_a_pass_over_the_rules(rules, descending):
+    """Signals in batches are placed from placements remembered per policy, keyed on the
+    band a confidence falls in between the rules' bounds: at, just under and over every
+    bound, each is placed as a fresh pass over the rules places it."""
+    from tiermeet.domain import policy as p
+
+    policy = p.Governance(rules=[p.Rule(name=f"r{i}", confidence_min=low, confidence_max=high, line=[line], start_tier=tier,
+                                        autonomy="autonomous" if i % 2 else "escalate")
+                                 for i, (low, high, line, tier) in enumerate(rules)
+                                 if low is None or high is None or low <= high])
+    confidences = sorted(_CONFIDENCES, key=lambda c: -1 if c is None else c, reverse=descending)
+    for line in ("CNC1", "GRIND"):
+        for top in (2, 4):
+            for confidence in confidences:
+                facts = p.SignalFacts("quality", "high", "pdm-spindle", "anomaly", "machining", line, confidence)
+                assert p.place(policy, facts, top) == p._place(policy, facts, top), (confidence, line, top)
 
 
 def test_signals_are_taken_per_row_idempotently_and_placed_as_at_local_ingest(central, tmp_path):

@@ -8,6 +8,8 @@ with every decision so that an audit can tell which rules were in force.
 
 import hashlib
 import json
+import weakref
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -155,9 +157,61 @@ def _first_match(policy: Governance, facts: SignalFacts) -> Rule | None:
     return next((rule for rule in policy.rules if rule.matches(facts)), None)
 
 
+#: Most placements a policy remembers before it starts afresh: AI systems name few models,
+#: lines and kinds, so signals fall into far fewer combinations than this.
+PLACEMENTS_KEPT = 4096
+
+
+class _Memo:
+    """What ``place`` remembers of one policy: the rules' confidence bounds and the
+    placements worked out so far. Kept beside the policy, not in it, so that two policies
+    with the same rules stay equal whatever each has placed."""
+
+    def __init__(self, policy: Governance) -> None:
+        self.lows = sorted({r.confidence_min for r in policy.rules if r.confidence_min is not None})
+        self.highs = sorted({r.confidence_max for r in policy.rules if r.confidence_max is not None})
+        self.placements: dict[tuple, Placement] = {}
+
+    def band(self, confidence: float | None) -> tuple[int, int] | None:
+        """Where a confidence lies against every rule's bounds: how many lower bounds it
+        reaches and how many upper bounds it exceeds. That is all rule matching reads of
+        it, so two confidences in one band match the same rules."""
+        if confidence is None:
+            return None
+        return bisect_right(self.lows, confidence), bisect_left(self.highs, confidence)
+
+
+_MEMOS: dict[int, _Memo] = {}
+
+
+def _memo(policy: Governance) -> _Memo:
+    memo = _MEMOS.get(id(policy))
+    if memo is None:
+        memo = _MEMOS[id(policy)] = _Memo(policy)
+        weakref.finalize(policy, _MEMOS.pop, id(policy), None)
+    return memo
+
+
 def place(policy: Governance, facts: SignalFacts, top_tier: int) -> Placement:
     """The first matching rule's autonomy and start tier (capped at the plant's top tier),
-    with the response window there — one pass over the rules."""
+    with the response window there.
+
+    Remembered per policy (which is immutable), keyed on what the rules read of the facts:
+    signals arrive by the thousand with the same model, line, category and severity, and
+    each would otherwise walk the rules again."""
+    memo = _memo(policy)
+    key = (facts.category, facts.severity, facts.source, facts.kind, facts.area, facts.line, memo.band(facts.confidence),
+           top_tier)
+    found = memo.placements.get(key)
+    if found is None:
+        if len(memo.placements) >= PLACEMENTS_KEPT:
+            memo.placements.clear()
+        found = memo.placements[key] = _place(policy, facts, top_tier)
+    return found
+
+
+def _place(policy: Governance, facts: SignalFacts, top_tier: int) -> Placement:
+    """``place`` worked out: one pass over the rules."""
     rule = _first_match(policy, facts)
     if rule is None:
         tier = min(policy.default.start_tier, top_tier)
