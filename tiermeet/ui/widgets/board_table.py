@@ -13,23 +13,30 @@ rendered line after a decision, so a Textual release that changes those keys fai
 instead of showing a stale row.
 """
 
+from textual import events
 from textual.widgets import DataTable
 
-#: Rendered lines and rows kept: a few screens of a wall display. DataTable keeps 1,000
-#: rows and 10,000 cells, which paging through a long board fills with rows long gone
-#: from the screen — megabytes the kiosk's memory budget has no room for.
-CACHED_LINES = 300
-CACHED_CELLS = CACHED_LINES * 10
+#: Rendered lines and rows kept, in screens of the table's height: the screen on show and
+#: the one paged away from. DataTable keeps 1,000 rows and 10,000 cells, which paging
+#: through a long board fills with rows long gone from the screen — megabytes the
+#: kiosk's memory budget has no room for; a fixed few hundred lines still held four
+#: screens of a 50-line terminal. Cursor moves and page down cost the same either way
+#: (they render what is on screen).
+CACHED_SCREENS = 2
+#: Cells kept per rendered line (the board has eight columns).
+CELLS_PER_LINE = 10
 
 
 class BoardTable(DataTable):
     """A DataTable whose rows can be redrawn one at a time."""
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def on_resize(self, event: events.Resize) -> None:
+        """Size the render caches to the table's height (a table is resized before it is
+        first drawn)."""
+        lines = CACHED_SCREENS * max(1, event.size.height)
         for cache in (self._row_render_cache, self._row_renderable_cache, self._line_cache):
-            cache.maxsize = CACHED_LINES
-        self._cell_render_cache.maxsize = CACHED_CELLS
+            cache.maxsize = lines
+        self._cell_render_cache.maxsize = lines * CELLS_PER_LINE
 
     def update_row(self, row_key: str, cells: dict[str, object]) -> None:
         """Put ``cells`` (column key → value) in the row ``row_key`` and repaint that row only."""
