@@ -3,15 +3,16 @@
 Built with dateutil's rrule over local wall-clock times, then placed in the zone, so
 overnight shifts and daylight-saving changes give the times a shift lead expects: a
 shift that ends at 06:00 ends at 06:00 local time on the day after a clock change too.
+dateutil is imported when a shift is first computed: the config names this module, and
+the board's first frame needs no shift.
 """
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from dateutil import rrule, tz
-
-WEEKDAYS = {"mon": rrule.MO, "tue": rrule.TU, "wed": rrule.WE, "thu": rrule.TH, "fri": rrule.FR, "sat": rrule.SA, "sun": rrule.SU}
+#: Day names as the config spells them, with their weekday number (Monday is 0).
+WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class ShiftSpan:
 
 def _localize(naive: datetime, zone: ZoneInfo) -> datetime:
     """A wall-clock time in ``zone``; a time inside a spring-forward gap moves past the gap."""
+    from dateutil import tz
+
     return tz.resolve_imaginary(naive.replace(tzinfo=zone))
 
 
@@ -62,6 +65,8 @@ class ShiftCalendar:
         return spans
 
     def _spans_for(self, day: date) -> list[ShiftSpan]:
+        from dateutil import rrule
+
         local_day = datetime(day.year, day.month, day.day)
         first, last = local_day - timedelta(days=2), local_day + timedelta(days=2)
         spans = []
@@ -70,7 +75,7 @@ class ShiftCalendar:
                 rrule.DAILY,
                 dtstart=first.replace(hour=shift.start.hour, minute=shift.start.minute),
                 until=last.replace(hour=23, minute=59),
-                byweekday=[WEEKDAYS[d] for d in shift.days],
+                byweekday=[rrule.weekdays[WEEKDAYS[d]] for d in shift.days],
             )
             for start in rule:
                 end = start.replace(hour=shift.end.hour, minute=shift.end.minute)
