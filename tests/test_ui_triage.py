@@ -166,6 +166,30 @@ async def test_decide_act_owner_by_badge_and_due_end_of_shift(services, db_path)
 
 
 @ui_test
+async def test_tab_typed_right_after_a_burst_into_the_owner_field_moves_on(services, db_path):
+    # A fast typist's keys arrive together, each starting a name suggestion; the Tab
+    # behind them must still move to the due field, with the name as typed.
+    from textual import events
+
+    seed_board(services)
+    app = make_app(services)
+    async with app.run_test(size=SMALL) as pilot:
+        await start(pilot)
+        dialog = await open_dialog(pilot, "d")
+        owner = dialog.query_one("#owner", Input)
+        owner.focus()
+        await pilot.pause()
+        for key, char in (*((c, c) for c in "han"), ("tab", "\t")):
+            app.post_message(events.Key(key, char))
+        await wait_until(pilot, lambda: app.focused is dialog.query_one("#due", Input), what="the due field")
+        assert owner.value == "han"
+        await type_text(pilot, "+4h")
+        await save_and_close(pilot)
+        (action,) = query(db_path, "SELECT owner_id FROM action")
+        assert action["owner_id"] == "hana"
+
+
+@ui_test
 async def test_decide_act_without_an_action(services, db_path):
     seed_board(services)
     app = make_app(services)
