@@ -166,9 +166,10 @@ async def test_decide_act_owner_by_badge_and_due_end_of_shift(services, db_path)
 
 
 @ui_test
-async def test_tab_typed_right_after_a_burst_into_the_owner_field_moves_on(services, db_path):
-    # A fast typist's keys arrive together, each starting a name suggestion; the Tab
-    # behind them must still move to the due field, with the name as typed.
+async def test_keys_typed_right_after_tab_go_to_the_next_field(services, db_path):
+    # A fast typist's keys reach the app together. Each key is handed to the field that
+    # has the focus when the app reads it, and a Tab used to move the focus only once the
+    # field it left had handled it: what followed the Tab landed in that field ("hana+4h").
     from textual import events
 
     seed_board(services)
@@ -176,17 +177,16 @@ async def test_tab_typed_right_after_a_burst_into_the_owner_field_moves_on(servi
     async with app.run_test(size=SMALL) as pilot:
         await start(pilot)
         dialog = await open_dialog(pilot, "d")
-        owner = dialog.query_one("#owner", Input)
+        owner, due = dialog.query_one("#owner", Input), dialog.query_one("#due", Input)
         owner.focus()
         await pilot.pause()
-        for key, char in (*((c, c) for c in "han"), ("tab", "\t")):
-            app.post_message(events.Key(key, char))
-        await wait_until(pilot, lambda: app.focused is dialog.query_one("#due", Input), what="the due field")
-        assert owner.value == "han"
-        await type_text(pilot, "+4h")
+        for key in (*"hana", "tab", "plus", "4", "h"):
+            app.post_message(events.Key(key, {"tab": "\t", "plus": "+"}.get(key, key)))
+        await wait_until(pilot, lambda: due.value == "+4h", what="the due time in its field")
+        assert owner.value == "hana" and app.focused is due
         await save_and_close(pilot)
-        (action,) = query(db_path, "SELECT owner_id FROM action")
-        assert action["owner_id"] == "hana"
+        (action,) = query(db_path, "SELECT owner_id, due_at FROM action")
+        assert action["owner_id"] == "hana" and utc(action["due_at"]) == NOW + timedelta(hours=4)
 
 
 @ui_test

@@ -13,6 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from textual import on, work
+from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
@@ -37,7 +38,16 @@ class Saved:
 class FormDialog(ModalScreen[Saved | None]):
     """A modal form that dismisses with ``Saved`` once ``save`` succeeded, None when cancelled."""
 
-    BINDINGS = [("escape", "dismiss(None)", "Cancel"), ("ctrl+s", "submit", "Save")]
+    BINDINGS = [
+        ("escape", "dismiss(None)", "Cancel"),
+        ("ctrl+s", "submit", "Save"),
+        # Priority: the app hands each key to the field focused when it reads the key, and
+        # a plain Tab moves the focus only once the field has handled it, so keys typed
+        # quickly after a Tab went into the field being left. Forms have no use for Tab
+        # inside a field.
+        Binding("tab", "app.focus_next", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", show=False, priority=True),
+    ]
 
     def __init__(self, save: Callable[[object], object]) -> None:
         super().__init__()
