@@ -11,13 +11,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from tiermeet.server.db import transaction, utcnow
 from tiermeet.store.models_sync import ApiToken, Plant
 
 PLANTS = Plant.__table__
 TOKENS = ApiToken.__table__
+# Run on every request, so built once.
+_BY_HASH = (select(TOKENS.c.id, TOKENS.c.plant_id, TOKENS.c.revoked_at, TOKENS.c.expires_at, PLANTS.c.enterprise)
+            .join(PLANTS, PLANTS.c.id == TOKENS.c.plant_id).where(TOKENS.c.sha256 == bindparam("sha256")))
+_CONFIG = select(PLANTS.c.config_toml).where(PLANTS.c.id == bindparam("plant_id"))
 #: Live tokens a plant may hold at once (the current one and its replacement).
 MAX_LIVE = 2
 PREFIX = "tmp_"
@@ -110,9 +114,7 @@ def authenticate(connection: Connection, token: str, now: datetime) -> PlantAuth
     """The plant of a live token, or None."""
     if not token.startswith(PREFIX) or len(token) > 300:
         return None
-    row = connection.execute(
-        select(TOKENS.c.id, TOKENS.c.plant_id, TOKENS.c.revoked_at, TOKENS.c.expires_at, PLANTS.c.enterprise)
-        .join(PLANTS, PLANTS.c.id == TOKENS.c.plant_id).where(TOKENS.c.sha256 == token_hash(token))).first()
+    row = connection.execute(_BY_HASH, {"sha256": token_hash(token)}).first()
     if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
     return PlantAuth(row.plant_id, bool(row.enterprise), row.id)
@@ -120,4 +122,4 @@ def authenticate(connection: Connection, token: str, now: datetime) -> PlantAuth
 
 def plant_config_toml(connection: Connection, plant_id: str) -> str | None:
     """The config a plant was registered with (it checks the signals posted for it)."""
-    return connection.execute(select(PLANTS.c.config_toml).where(PLANTS.c.id == plant_id)).scalar_one_or_none()
+    return connection.execute(_CONFIG, {"plant_id": plant_id}).scalar_one_or_none()
