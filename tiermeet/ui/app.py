@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from tiermeet.settings import Person
 from tiermeet.store.watch import ChangeWatcher
+from tiermeet.ui.malloc import use_one_arena
 from tiermeet.ui.screens.board import BoardScreen
 from tiermeet.ui.screens.picker import BoardPicker, board_choices
 from tiermeet.ui.screens.signin import SignInScreen
@@ -55,6 +56,7 @@ class TierMeetApp(App):
     def __init__(self, services: Services, *, tier: int | None = None, scope: str | None = None,
                  kiosk: bool = False, sign_in: bool = True) -> None:
         super().__init__()
+        use_one_arena()  # before the first worker thread allocates
         self.services = services
         self.tier, self.scope = tier, scope
         self.kiosk = kiosk
