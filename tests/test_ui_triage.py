@@ -290,10 +290,12 @@ async def test_unknown_owner_and_past_due_are_shown_beside_their_fields(services
         assert app.screen is dialog
         assert error_text(dialog, "owner") == "No one matches 'Zed'"
         assert "in the past" in error_text(dialog, "due")
+        assert app.focused is dialog.query_one("#owner")  # the first field at fault, ready to retype
         dialog.query_one("#title", Input).value = ""
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert error_text(dialog, "title") == "Name the action, or clear owner and due"
+        assert app.focused is dialog.query_one("#title")
         assert query(db_path, "SELECT count(*) FROM decision")[0][0] == 0
 
 

@@ -78,9 +78,22 @@ class FormDialog(ModalScreen[Saved | None]):
     def action_submit(self) -> None:
         """Validate and save; subclasses build the request."""
         request = self.build_request()
-        if request is not None:
-            self._saving_note = self.set_timer(SAVING_NOTE_AFTER, lambda: self.form_error("Saving…"))
-            self._save(request)
+        if request is None:
+            self._focus_first_error()
+            return
+        self._saving_note = self.set_timer(SAVING_NOTE_AFTER, lambda: self.form_error("Saving…"))
+        self._save(request)
+
+    def _focus_first_error(self) -> None:
+        """Put the cursor in the first field that needs fixing, so the shift lead retypes
+        it at once instead of tabbing back to find it."""
+        for label in self.query(".shown").results(Label):
+            if label.has_class("hint-text") or not (label.id or "").endswith("-error"):
+                continue
+            fields = self.query(f"#{label.id.removesuffix('-error')}")
+            if fields and fields.first().focusable:
+                fields.first().focus()
+                return
 
     def build_request(self) -> object | None:
         """The request to save, or None after showing what is wrong."""
