@@ -105,7 +105,8 @@ _COLUMNS = ("id", "external_id", "source", "model_version", "kind", "detected_at
             "severity", "severity_rank", "confidence", "title", "detail", "suggested_action", "evidence_url", "extra",
             "status", "status_epoch", "tier", "tier_entered_at", "deadline", "first_deadline", "autonomy", "policy_rule",
             "policy_version", "ingested_at", "updated_at", "updated_hlc")
-_STATUS, _AUTONOMY, _RULE = _COLUMNS.index("status"), _COLUMNS.index("autonomy"), _COLUMNS.index("policy_rule")
+_STATUS, _TIER, _AUTONOMY, _RULE, _VERSION = (_COLUMNS.index(name) for name in (
+    "status", "tier", "autonomy", "policy_rule", "policy_version"))
 _INSERT = f"INSERT INTO signal ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _TIMES = frozenset({"detected_at", "ingested_at", "tier_entered_at", "deadline", "updated_at", "first_deadline"})
 #: Columns whose types change the Python value on the way to SQLite; the preparer does that
@@ -251,7 +252,7 @@ def _without_autonomy(row: tuple) -> tuple:
 def _autonomous_decision(record: dict, signal_id, row: tuple, now: datetime, stamp: str) -> dict:
     """The decision an autonomous model makes alone at ingest, kept for a person's review."""
     action = record["suggested_action"] or "act on its own signal"
-    tier, rule, version = row[_COLUMNS.index("tier")], row[_RULE], row[_COLUMNS.index("policy_version")]
+    tier, rule, version = row[_TIER], row[_RULE], row[_VERSION]
     return {"id": new_id(), "signal_id": signal_id, "source": record["source"], "kind": DecisionKind.ACT.value,
             "rationale": f"autonomous under rule {rule!r}: {action}", "disposition": None,
             "shelved_until": None, "decided_by": f"ai:{record['source']}", "decided_at": now, "tier": tier,
