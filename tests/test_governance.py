@@ -325,6 +325,10 @@ def test_autonomous_ingest_decides_alone_and_waits_for_review(services, clock, m
     assert "Swap the insert at the next tool change" in decision.rationale
     assert decision.policy_version == services.ctx.config.governance.version
     assert signal.first_decided_at is None  # a model's decision is not a person's
+    with services.ctx.read() as session:  # in the signal's own history, by the model
+        history = session.execute(select(AuditEntry.op, AuditEntry.after)
+                                  .where(AuditEntry.entity == "signal", AuditEntry.entity_id == str(signal.id))).all()
+    assert ("decide:act", {"decision_id": str(decision.id), "by": "ai:pdm-toolwear"}) in [tuple(h) for h in history]
 
     pending = services.views.autonomous_to_review(1, Scope(tier=1, line="CNC2"))
     assert [(d.id, s.id) for d, s in pending] == [(decision.id, signal.id)]

@@ -26,7 +26,7 @@ from tiermeet.domain.policy import first_window
 from tiermeet.ingest.contract import Plan, RecordError, check_record
 from tiermeet.ingest.readers import Problem, Row
 from tiermeet.services.context import Context
-from tiermeet.services.unit import jsonable, new_id
+from tiermeet.services.unit import Change, jsonable, new_id
 from tiermeet.services.signals import PAYLOAD
 from tiermeet.store.models import Decision, ModelSuspension, Signal
 from tiermeet.store.types import to_db_text
@@ -230,9 +230,9 @@ class _BatchWriter:
             decisions = [_autonomous_decision(batch.records[i], batch.ids[i], rows[i], tx.now, stamp) for i in acting]
             if decisions:
                 connection.execute(Decision.__table__.insert(), decisions)
-                for decision in decisions:  # each model decision in its signal's own history
-                    tx.audit_only(entity="signal", entity_id=decision["signal_id"], op="decide:act",
-                                  after={"decision_id": decision["id"], "by": decision["decided_by"]})
+                # each model decision in its signal's own history (local: the ingest mutation carries them)
+                tx.record_many(entity="signal", op="decide:act", mutation=None, changes=[
+                    Change(d["signal_id"], after={"decision_id": d["id"], "by": d["decided_by"]}) for d in decisions])
             tx.record(entity="signal", entity_id=ids[0], op="ingest", mutation="signal.ingest",
                       args={"signal_ids": ids, "autonomous_decisions": [d["id"] for d in decisions]},
                       after={"origin": self.origin, "count": len(ids), "last_id": jsonable(ids[-1]),
