@@ -201,3 +201,34 @@ def test_two_processes_opening_a_new_database_at_once(tmp_path):
             if child.returncode != 0:
                 failures.append(next((ln for ln in reversed(err.splitlines()) if "Error" in ln), err[-300:]))
     assert failures == []
+
+
+def test_connections_racing_to_switch_a_new_database_to_wal_all_open(tmp_path):
+    """The race behind the test above, made frequent: four connections open each of many
+    new files at the same instant. SQLite refuses the losers of the WAL switch at once
+    rather than on the busy timeout; without the engine's retry a few of them fail."""
+    from tiermeet.store.engine import make_engine
+
+    failures = []
+    for round_ in range(100):
+        db = tmp_path / f"race-{round_}.db"
+        start = threading.Barrier(4)
+
+        def open_one() -> None:
+            engine = make_engine(db)
+            start.wait()
+            try:
+                with engine.connect() as connection:
+                    mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+                    assert mode == "wal"
+            except Exception as exc:  # noqa: BLE001 - every failure is collected and shown
+                failures.append(f"{db.name}: {exc!r}")
+            finally:
+                engine.dispose()
+
+        threads = [threading.Thread(target=open_one) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

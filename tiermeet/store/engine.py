@@ -8,6 +8,7 @@ upgrade from read to write), reads with a plain deferred ``BEGIN``.
 Nothing here runs at import time: engines are made when the command line or a test asks.
 """
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +18,11 @@ from sqlalchemy.orm import Session
 
 BUSY_TIMEOUT_MS = 10_000
 
+WAL = "PRAGMA journal_mode=WAL"
+
 PRAGMAS = (
     f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",  # first: switching to WAL may have to wait
-    "PRAGMA journal_mode=WAL",
+    WAL,
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     # A checkpoint copies every page changed since the last one back into the database
@@ -36,8 +39,37 @@ def _on_connect(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None  # tiermeet emits BEGIN itself
     cursor = dbapi_connection.cursor()
     for pragma in PRAGMAS:
-        cursor.execute(pragma)
+        if pragma == WAL:
+            _switch_to_wal(cursor)
+        else:
+            cursor.execute(pragma)
     cursor.close()
+
+
+def _is_locked(exc: Exception) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _switch_to_wal(cursor) -> None:
+    """Put the database in WAL mode, waiting out another process doing the same.
+
+    Two kiosks creating the same new database at once both switch it to WAL, and each
+    switch needs the read lock the other one holds. SQLite answers the loser "database is
+    locked" at once instead of waiting on the busy timeout (it would be a deadlock), so
+    the switch is retried here for as long as the busy timeout would have waited. The
+    retry library is imported only then: it costs start-up time nobody else should pay.
+    """
+    try:
+        cursor.execute(WAL)
+    except sqlite3.OperationalError as exc:
+        if not _is_locked(exc):
+            raise
+        import stamina
+
+        for attempt in stamina.retry_context(on=_is_locked, attempts=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                             wait_initial=0.005, wait_max=0.1):
+            with attempt:
+                cursor.execute(WAL)
 
 
 def _on_begin(connection) -> None:
