@@ -286,6 +286,22 @@ def test_body_size_and_batch_limits(central):
         assert client.get("/v1/sync/pull", params={"limit": 100_000}, headers={"X-Client-Id": "k"}).status_code == 422
 
 
+def test_a_body_that_is_not_json_is_refused_with_where_it_breaks(central):
+    with http(central) as client:
+        broken = client.post("/v1/signals", content=b'{"signals": [{"external_id": "a",}]}',
+                             headers={"Content-Type": "application/json"})
+        assert broken.status_code == 422
+        problem = broken.json()
+        assert problem["code"] == "invalid_request" and problem["errors"][0]["type"] == "json_invalid"
+        assert problem["errors"][0]["loc"] == ["body", 33]  # where the stray comma leaves the object unfinished
+        # JSON the fast decoder refuses but the standard one reads (a NaN) is read as before:
+        # the row is then judged by the contract, which names the field.
+        nan = client.post("/v1/signals", content=json.dumps({"signals": [signal_record(1, confidence=float("nan"))]}).encode(),
+                          headers={"Content-Type": "application/json"})
+        assert nan.status_code == 200
+        assert nan.json()["results"][0]["status"] == "rejected" and nan.json()["results"][0]["field"] == "confidence"
+
+
 # --------------------------------------------------------------------------------------
 # Pull
 # --------------------------------------------------------------------------------------

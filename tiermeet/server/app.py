@@ -6,6 +6,7 @@ acts for is the token's. Request bodies above ``MAX_BODY_BYTES`` are refused wit
 before they are read; errors always have the shape ``{"code": …, "detail": …}``.
 """
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -114,6 +116,34 @@ def _fault_hooks(spec: str | None) -> Callable[[], apply.Hooks | None]:
     return hooks
 
 
+class _Request(Request):
+    """A request whose JSON body is decoded by orjson: several times faster than the standard
+    library on the batches of hundreds of mutations or signals that devices and AI systems
+    send. A body orjson refuses (it is stricter, e.g. about NaN) is decoded by the standard
+    library as before, so what the API accepts, and how it says what is wrong, do not change."""
+
+    async def json(self):
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = jsonutil.loads(body)
+            except ValueError:
+                self._json = json.loads(body)
+        return self._json
+
+
+class _Route(APIRoute):
+    """Routes that hand their endpoints a ``_Request``."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handler(_Request(request.scope, request.receive))
+
+        return route
+
+
 def _json(answer: dict) -> Response:
     """An answer the server built itself from values it checked (in the shape of the
     route's response model, which the OpenAPI documents), serialized once as it is."""
@@ -138,6 +168,7 @@ def create_app(database_url: str, *, engine=None, run_migrations: bool = True, n
         version=_version(),
         description="Signals in from AI systems; push and pull sync for plants that work offline.",
     )
+    app.router.route_class = _Route
     app.state.engine = engine
     app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
 

@@ -14,7 +14,8 @@ an enterprise plant the signals escalated to tier 4 (with everything hanging off
 """
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -38,6 +39,9 @@ PM = ProcessedMutation.__table__
 CL = SyncClient.__table__
 SK = SignalKey.__table__
 _CHUNK = 500
+#: The columns of a row of the ``changes`` log, in the order ``_Work.put`` makes them.
+_CHANGE_COLUMNS = ("server_seq", "plant_id", "shared", "entity", "entity_id", "state", "origin_client_id", "origin_seq",
+                   "hlc", "committed_at")
 SERVER_ORIGIN = "server"
 #: Groups that, once a record has them, make it "created".
 _CREATED = {"signal": "payload"}
@@ -109,6 +113,7 @@ class _Work:
     changes: list[tuple] = field(default_factory=list)
     keys: dict[tuple[str, str], str] = field(default_factory=dict)
     new_keys: list[tuple] = field(default_factory=list)
+    _copy: Any = None
 
     def __post_init__(self) -> None:
         self.now_db = to_db_text(self.now) if self.conn.dialect.name == "sqlite" else self.now
@@ -210,9 +215,29 @@ class _Work:
         self.version += 1
         rec.server_seq = self.version
         self.cache[(rec.entity, rec.entity_id)] = rec
-        self.changes.append((self.version, rec.plant_id, rec.shared, rec.entity, rec.entity_id, _dumps(state), origin,
-                             origin_seq, stamp, self.now_db))
+        change = (self.version, rec.plant_id, rec.shared, rec.entity, rec.entity_id, _dumps(state), origin, origin_seq,
+                  stamp, self.now_db)
+        if self._copy is not None:
+            self._copy.write_row(change)
+        else:
+            self.changes.append(change)
         return self.version
+
+    @contextmanager
+    def streaming_changes(self) -> Iterator[None]:
+        """Within the block, send each change to the database as it is made instead of at
+        ``flush``. On PostgreSQL one COPY stays open for the block, and the server stores the
+        first changes while the next are still being built; the block must therefore not
+        run other statements. On SQLite the changes wait for ``flush`` as usual."""
+        if self.conn.dialect.name != "postgresql":
+            yield
+            return
+        with self.conn.connection.driver_connection.cursor() as cursor, cursor.copy(_copy_sql("changes", _CHANGE_COLUMNS)) as copy:
+            self._copy = copy
+            try:
+                yield
+            finally:
+                self._copy = None
 
     def flush(self) -> None:
         new = [r for r in self.cache.values() if r is not None and r.dirty and r.new]
@@ -228,8 +253,7 @@ class _Work:
             _insert_many(self.conn, "signal_keys", ("plant_id", "source", "external_id", "signal_id"), self.new_keys)
             self.new_keys = []
         if self.changes:
-            _insert_many(self.conn, "changes", ("server_seq", "plant_id", "shared", "entity", "entity_id", "state",
-                                                "origin_client_id", "origin_seq", "hlc", "committed_at"), self.changes)
+            _insert_many(self.conn, "changes", _CHANGE_COLUMNS, self.changes)
             self.changes = []
 
     # -- applying ------------------------------------------------------------------------
@@ -360,14 +384,18 @@ def _insert_many(conn: Connection, table: str, columns: tuple[str, ...], rows: l
     COPY stream (one round trip, no statement per row); SQLite a plain executemany."""
     if not rows:
         return
-    names = ", ".join(f'"{c}"' for c in columns)
     if conn.dialect.name == "postgresql":
-        with conn.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
-                for row in rows:
-                    copy.write_row(row)
+        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(_copy_sql(table, columns)) as copy:
+            for row in rows:
+                copy.write_row(row)
         return
+    names = ", ".join(f'"{c}"' for c in columns)
     conn.exec_driver_sql(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in columns)})', rows)
+
+
+def _copy_sql(table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f'COPY "{table}" ({names}) FROM STDIN'
 
 
 def _move_to_latest(conn: Connection, recs: list["_Rec"]) -> None:
@@ -654,58 +682,61 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
     from tiermeet.services.ingest import plan_of
     from uuid_utils import uuid7
 
-    with engine.connect() as conn:
-        config = plant_config(conn, plant.id)
-    if config is None:
-        raise HttpError(409, "no_plant_config", f"plant {plant.id!r} has no config on this server; "
-                        "register it (tiermeet token create --plant … with its --config) before posting signals")
-    plan = plan_of(SimpleNamespace(config=config))
-    results: list[dict | None] = [None] * len(records)
-    checked: list[tuple[int, dict]] = []
-    first_index: dict[tuple[str, str], int] = {}
-    for index, record in enumerate(records):
-        try:
-            row = check_record(record, plan)
-        except RecordError as exc:
-            results[index] = _signal_result(index, "rejected", field=exc.field, reason=exc.reason)
-            continue
-        k = (row["source"], row["external_id"])
-        if k in first_index:
-            results[index] = _signal_result(index, "rejected", field="external_id",
-                                            reason=f"{k[1]!r} from source {k[0]!r} already appears at index {first_index[k]}")
-            continue
-        first_index[k] = index
-        checked.append((index, row))
     added = duplicates = 0
-    if checked:
-        with transaction(engine) as conn:
+    results: list[dict | None] = [None] * len(records)
+    # One connection for the whole request. On PostgreSQL the records are checked before the
+    # global lock is taken (lock_version), so other requests wait only for the writing; on
+    # SQLite the single writer's lock is held from the start, as for every write.
+    with transaction(engine) as conn:
+        config = plant_config(conn, plant.id)
+        if config is None:
+            raise HttpError(409, "no_plant_config", f"plant {plant.id!r} has no config on this server; "
+                            "register it (tiermeet token create --plant … with its --config) before posting signals")
+        plan = plan_of(SimpleNamespace(config=config))
+        checked: list[tuple[int, dict]] = []
+        first_index: dict[tuple[str, str], int] = {}
+        for index, record in enumerate(records):
+            try:
+                row = check_record(record, plan)
+            except RecordError as exc:
+                results[index] = _signal_result(index, "rejected", field=exc.field, reason=exc.reason)
+                continue
+            k = (row["source"], row["external_id"])
+            if k in first_index:
+                results[index] = _signal_result(index, "rejected", field="external_id",
+                                                reason=f"{k[1]!r} from source {k[0]!r} already appears at index {first_index[k]}")
+                continue
+            first_index[k] = index
+            checked.append((index, row))
+        if checked:
             version, _epoch, clock = lock_version(conn)
             work = _Work(conn, plant, now, version, hlc.tick(hlc.Timestamp.unpack(clock), int(now.timestamp() * 1000)))
             stamp = work.clock.pack()
             version = config.governance.version
             arrived = iso(now)
             known = work.signal_keys([(r["source"], r["external_id"]) for _, r in checked])
-            for index, row in checked:
-                k = (row["source"], row["external_id"])
-                if k in known:
-                    duplicates += 1
-                    results[index] = _signal_result(index, "duplicate", signal_id=known[k])
-                    continue
-                # A UUIDv7 as text, made as text: the standard-library UUID that devices'
-                # services use costs ten times as much to make and print, once per signal.
-                signal_id = str(uuid7())
-                where = placement(config, row, now, version)
-                detected = iso(row["detected_at"])
-                entered = detected if where["tier_entered_at"] == row["detected_at"] else iso(where["tier_entered_at"])
-                initial = {**row, **where, "id": signal_id, "ingested_at": arrived, "detected_at": detected,
-                           "tier_entered_at": entered, "deadline": iso(where["deadline"])}
-                state = signal_ingest_state(initial, [stamp, SERVER_ORIGIN])
-                rec = _Rec("signal", signal_id, plant.id, None, False, None, True)
-                work.cache[("signal", signal_id)] = rec
-                work.put(rec, state, origin=None, origin_seq=None, stamp=stamp)
-                work.add_key(k[0], k[1], signal_id)
-                results[index] = _signal_result(index, "added", signal_id=signal_id)
-                added += 1
+            with work.streaming_changes():
+                for index, row in checked:
+                    k = (row["source"], row["external_id"])
+                    if k in known:
+                        duplicates += 1
+                        results[index] = _signal_result(index, "duplicate", signal_id=known[k])
+                        continue
+                    # A UUIDv7 as text, made as text: the standard-library UUID that devices'
+                    # services use costs ten times as much to make and print, once per signal.
+                    signal_id = str(uuid7())
+                    where = placement(config, row, now, version)
+                    detected = iso(row["detected_at"])
+                    entered = detected if where["tier_entered_at"] == row["detected_at"] else iso(where["tier_entered_at"])
+                    initial = {**row, **where, "id": signal_id, "ingested_at": arrived, "detected_at": detected,
+                               "tier_entered_at": entered, "deadline": iso(where["deadline"])}
+                    state = signal_ingest_state(initial, [stamp, SERVER_ORIGIN])
+                    rec = _Rec("signal", signal_id, plant.id, None, False, None, True)
+                    work.cache[("signal", signal_id)] = rec
+                    work.put(rec, state, origin=None, origin_seq=None, stamp=stamp)
+                    work.add_key(k[0], k[1], signal_id)
+                    results[index] = _signal_result(index, "added", signal_id=signal_id)
+                    added += 1
             work.flush()
             save_version(conn, work.version, stamp)
     return {"added": added, "duplicates": duplicates, "rejected": len(records) - added - duplicates, "results": results}
