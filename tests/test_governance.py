@@ -1,6 +1,7 @@
 """The governance engine: the sweep of breached windows, the kill switch, autonomous
 decisions and their review, role refusals and shadowed rules (design.md §3)."""
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -344,6 +345,21 @@ def test_autonomous_ingest_decides_alone_and_waits_for_review(services, clock, m
     assert services.views.autonomous_to_review(1, Scope()) == []
     with pytest.raises(DomainError, match="already been reviewed"):
         services.governance.review(decision.id, actor="julia", outcome="confirmed")
+
+
+def test_an_autonomous_signal_ingested_again_is_decided_once(services, db_path):
+    toolwear = dict(source="pdm-toolwear", line="CNC2", severity="medium", confidence=0.97, category="cost")
+    first = services.ingest.ingest([Row(1, signal_record(1, **toolwear)), Row(2, signal_record(2))], origin="a")
+    again = services.ingest.ingest([Row(1, signal_record(3, **toolwear)), Row(2, signal_record(1, **toolwear)),
+                                    Row(3, signal_record(2))], origin="b")
+    assert (first.summary(), again.summary()) == ("2 added, 0 duplicates, 0 rejected", "1 added, 2 duplicates, 0 rejected")
+    with services.ctx.read() as session:
+        decided = session.execute(select(Signal.external_id, Decision.decided_by).join(Decision, Decision.signal_id == Signal.id)
+                                  .order_by(Signal.external_id)).all()
+    assert [tuple(d) for d in decided] == [("ext-1", "ai:pdm-toolwear"), ("ext-3", "ai:pdm-toolwear")]
+    ingests = [json.loads(args) for (args,) in sqlite3.connect(db_path).execute(
+        "SELECT args FROM outbox WHERE name = 'signal.ingest' ORDER BY seq")]
+    assert [(len(a["signal_ids"]), len(a["autonomous_decisions"])) for a in ingests] == [(2, 1), (1, 1)]
 
 
 def test_a_persons_decision_is_not_reviewed(services, make_signal):

@@ -262,17 +262,24 @@ def test_second_run_adds_nothing(services, db_path):
     assert count_signals(db_path) == 8
 
 
-def test_large_file_is_written_in_batches(services, db_path):
-    from tiermeet.services.ingest import BATCH
+@pytest.fixture
+def batch(monkeypatch) -> int:
+    """Batches of a hundred rows, so that several of them take a small file."""
+    from tiermeet.services import ingest
 
-    rows = [Row(n, signal_record(n)) for n in range(1, 2 * BATCH + 3)]
+    monkeypatch.setattr(ingest, "BATCH", 100)
+    return 100
+
+
+def test_large_file_is_written_in_batches(services, db_path, batch):
+    rows = [Row(n, signal_record(n)) for n in range(1, 2 * batch + 3)]
     report = services.ingest.ingest(rows, origin="big")
-    assert report.added == 2 * BATCH + 2
+    assert report.added == 2 * batch + 2
     conn = sqlite3.connect(db_path)
     outbox = conn.execute("SELECT name, args FROM outbox ORDER BY seq").fetchall()
     conn.close()
     assert [name for name, _ in outbox] == ["signal.ingest"] * 3
-    assert sum(len(json.loads(args)["signal_ids"]) for _, args in outbox) == 2 * BATCH + 2
+    assert sum(len(json.loads(args)["signal_ids"]) for _, args in outbox) == 2 * batch + 2
 
 
 def _stored(db_path) -> tuple[int, list[int]]:
@@ -283,33 +290,29 @@ def _stored(db_path) -> tuple[int, list[int]]:
     return signals, batches
 
 
-def test_a_batch_the_database_refuses_stops_the_run_and_leaves_only_whole_batches(services, db_path):
-    from tiermeet.services.ingest import BATCH
-
+def test_a_batch_the_database_refuses_stops_the_run_and_leaves_only_whole_batches(services, db_path, batch):
     services.ingest  # the database exists and is migrated before the trigger goes in
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON signal WHEN NEW.external_id = 'e-poison' "
                  "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
     conn.commit()
     conn.close()
-    rows = [Row(n, signal_record(n)) for n in range(1, 3 * BATCH)]
-    rows[BATCH + 10] = Row(BATCH + 11, signal_record(BATCH + 11, external_id="e-poison"))
+    rows = [Row(n, signal_record(n)) for n in range(1, 3 * batch)]
+    rows[batch + 10] = Row(batch + 11, signal_record(batch + 11, external_id="e-poison"))
     with pytest.raises(Exception, match="refused by the test"):
         services.ingest.ingest(rows, origin="poisoned")
-    assert _stored(db_path) == (BATCH, [BATCH])
+    assert _stored(db_path) == (batch, [batch])
 
 
-def test_a_reading_side_failure_still_lets_the_batch_in_flight_finish_whole(services, db_path):
-    from tiermeet.services.ingest import BATCH
-
+def test_a_reading_side_failure_still_lets_the_batch_in_flight_finish_whole(services, db_path, batch):
     def rows():
-        for n in range(1, BATCH + 6):
+        for n in range(1, batch + 6):
             yield Row(n, signal_record(n))
         raise OSError("the file went away")
 
     with pytest.raises(OSError, match="went away"):
         services.ingest.ingest(rows(), origin="vanishing")
-    assert _stored(db_path) == (BATCH, [BATCH])
+    assert _stored(db_path) == (batch, [batch])
 
 
 # --------------------------------------------------------------------------------------
@@ -348,6 +351,15 @@ def test_truncated_json_reports_where_it_stops():
 def test_jsonl_with_byte_order_mark():
     rows = read(b"\xef\xbb\xbf" + json.dumps(signal_record()).encode() + b"\n")
     assert isinstance(rows[0], Row)
+
+
+def test_jsonl_values_are_read_as_the_standard_library_reads_them():
+    """Lines the fast decoder refuses or would read differently come out as before."""
+    lines = [b'{"a": 123456789012345678901234567890, "b": [1, {"c": -98765432109876543210}]}',
+             b'{"a": NaN, "b": 1e400}', b'{"a": "\\ud800"}', b'  {"a": 1.5, "b": null}  \r']
+    rows = read(b"\n".join(lines) + b"\n")
+    assert [r.data for r in rows] == [json.loads(line) for line in lines]
+    assert type(rows[0].data["a"]) is int and rows[0].data["b"][1]["c"] == -98765432109876543210
 
 
 def test_jsonl_non_object_named_in_json_terms():

@@ -337,6 +337,10 @@ def make_read_only(path) -> Callable[[], None]:
 @ui_test
 async def test_read_only_database_file_is_explained(services, db_path, config, clock):
     seed_board(services)
+    # Every connection of this process closed first: SQLite hands a new connection the
+    # read-write descriptor of a closed one still waiting on its locks, which a fresh
+    # process on a read-only file would not have.
+    services.ctx.engine.dispose()
     restore = make_read_only(db_path)
     try:
         # The kiosk starts on a file it may read but not write (a fresh process would).

@@ -286,4 +286,9 @@ def fixed_ids(monkeypatch) -> None:
     import tiermeet.services.unit as unit
 
     counter = iter(range(1, 1_000_000))
-    monkeypatch.setattr(unit, "uuid7", lambda: uuid.UUID(f"019ab000-0000-7000-8000-{next(counter):012x}"))
+
+    def fixed() -> uuid.UUID:
+        return uuid.UUID(f"019ab000-0000-7000-8000-{next(counter):012x}")
+
+    monkeypatch.setattr(unit, "uuid7", fixed)
+    monkeypatch.setattr(unit, "uuid7_native", fixed)

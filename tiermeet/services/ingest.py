@@ -13,6 +13,7 @@ the next is read and checked, and a large file takes about as long as the slower
 two instead of their sum. Batches are still written one at a time and in file order.
 """
 
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,12 +27,15 @@ from tiermeet.domain.policy import first_window
 from tiermeet.ingest.contract import Plan, RecordError, check_record
 from tiermeet.ingest.readers import Problem, Row
 from tiermeet.services.context import Context
-from tiermeet.services.unit import Change, jsonable, new_id
+from tiermeet.services.unit import Change, jsonable, new_id, new_id_text
 from tiermeet.services.signals import PAYLOAD
 from tiermeet.store.models import Decision, ModelSuspension, Signal
 from tiermeet.store.types import to_db_text
 
-BATCH = 2000
+#: Rows per transaction. Each new signal enters the (source, external_id) index at a random
+#: place, so a batch rewrites about one index page per row; the larger the batch, the more
+#: rows share a page. At 10,000 a batch holds the write lock for about a tenth of a second.
+BATCH = 10_000
 INGEST_ACTOR = "system:ingest"
 AUTONOMOUS, SIGN_OFF = Autonomy.AUTONOMOUS.value, Autonomy.SIGN_OFF.value
 OPEN, ACTIONED = SignalStatus.OPEN.value, SignalStatus.ACTIONED.value
@@ -74,7 +78,7 @@ class IngestService:
         prepare = _Preparer(self.ctx)
         first_line: dict[tuple[str, str], int] = {}
         batch: list[dict] = []
-        with _BatchWriter(self.ctx, report, origin, actor) as writer:
+        with self.ctx.bulk() as bulk, _BatchWriter(bulk, report, origin, actor) as writer:
             for row in rows:
                 if isinstance(row, Problem):
                     report.rejected.append((row.line, row.field, row.reason))
@@ -107,7 +111,10 @@ _COLUMNS = ("id", "external_id", "source", "model_version", "kind", "detected_at
             "policy_version", "ingested_at", "updated_at", "updated_hlc")
 _STATUS, _TIER, _AUTONOMY, _RULE, _VERSION = (_COLUMNS.index(name) for name in (
     "status", "tier", "autonomy", "policy_rule", "policy_version"))
-_INSERT = f"INSERT INTO signal ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+#: A signal already stored under its (source, external_id) is left as it is and counted as a
+#: duplicate: the unique index finds it while inserting, with no lookup of its own.
+_INSERT = (f"INSERT INTO signal ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+           "ON CONFLICT (source, external_id) DO NOTHING")
 _TIMES = frozenset({"detected_at", "ingested_at", "tier_entered_at", "deadline", "updated_at", "first_deadline"})
 #: Columns whose types change the Python value on the way to SQLite; the preparer does that
 #: itself, once per value rather than through a bind processor per column per row.
@@ -118,11 +125,12 @@ _CONVERTED = {"id", "extra", "confidence", *_TIMES}
 @dataclass
 class _Prepared:
     """A batch ready to store: its records, the driver rows (all but the transaction's own
-    columns), the new ids, and which rows the policy lets their model act on alone."""
+    columns), the new ids (as text, as sync names them), and which rows the policy lets
+    their model act on alone."""
 
     records: list[dict]
     rows: list[tuple]
-    ids: list
+    ids: list[str]
     autonomous: list[int]
 
 
@@ -154,7 +162,7 @@ class _Preparer:
         for r in records:
             placement, start, due = first_window(policy, r, now, top, calendar)
             autonomy = placement.autonomy.value
-            signal_id = new_id()
+            signal_id = new_id_text()
             detected = r["detected_at"]
             detected_text = to_db_text(detected)
             due_text = to_db_text(due)
@@ -162,7 +170,7 @@ class _Preparer:
             if autonomy == AUTONOMOUS:
                 autonomous.append(len(rows))
             rows.append((
-                signal_id.hex, r["external_id"], r["source"], r["model_version"], r["kind"], detected_text, r["area"],
+                signal_id.replace("-", ""), r["external_id"], r["source"], r["model_version"], r["kind"], detected_text, r["area"],
                 r["line"], r["asset"], r["category"], r["severity"], r["severity_rank"], r["confidence"], r["title"],
                 r["detail"], r["suggested_action"], r["evidence_url"], json_none if extra is None else json(extra),
                 ACTIONED if autonomy == AUTONOMOUS else OPEN, 0, placement.start_tier,
@@ -207,26 +215,21 @@ class _BatchWriter:
         report = self.report
         with self.ctx.tx(self.actor) as tx:
             connection = tx.session.connection()
-            existing = _existing(connection, batch.records)
-            keep = [i for i, r in enumerate(batch.records) if (r["source"], r["external_id"]) not in existing]
-            report.duplicates += len(batch.records) - len(keep)
-            if not keep:
-                return
             stamp = tx.stamp()
             tail = (to_db_text(tx.now), to_db_text(tx.now), stamp)
             rows = batch.rows
             suspended = set(tx.session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
-            kept = set(keep) if len(keep) < len(rows) else None
-            acting = []
             for i in batch.autonomous:
-                if kept is not None and i not in kept:
-                    continue
                 if batch.records[i]["source"] in suspended:
                     rows[i] = _without_autonomy(rows[i])
-                else:
-                    acting.append(i)
-            connection.exec_driver_sql(_INSERT, [rows[i] + tail for i in keep])
+            added = connection.exec_driver_sql(_INSERT, [row + tail for row in rows]).rowcount
+            report.duplicates += len(rows) - added
+            if not added:
+                return
+            keep = range(len(rows)) if added == len(rows) else _stored(connection, rows)
             ids = [batch.ids[i] for i in keep]
+            kept = set(keep)
+            acting = [i for i in batch.autonomous if i in kept and rows[i][_STATUS] == ACTIONED]
             decisions = [_autonomous_decision(batch.records[i], batch.ids[i], rows[i], tx.now, stamp) for i in acting]
             if decisions:
                 connection.execute(Decision.__table__.insert(), decisions)
@@ -235,8 +238,7 @@ class _BatchWriter:
                     Change(d["signal_id"], after={"decision_id": d["id"], "by": d["decided_by"]}) for d in decisions])
             tx.record(entity="signal", entity_id=ids[0], op="ingest", mutation="signal.ingest",
                       args={"signal_ids": ids, "autonomous_decisions": [d["id"] for d in decisions]},
-                      after={"origin": self.origin, "count": len(ids), "last_id": jsonable(ids[-1]),
-                             "autonomous": len(decisions)},
+                      after={"origin": self.origin, "count": len(ids), "last_id": ids[-1], "autonomous": len(decisions)},
                       stamp=stamp)
             report.added += len(ids)
 
@@ -249,34 +251,28 @@ def _without_autonomy(row: tuple) -> tuple:
     return tuple(changed)
 
 
-def _autonomous_decision(record: dict, signal_id, row: tuple, now: datetime, stamp: str) -> dict:
+def _autonomous_decision(record: dict, signal_id: str, row: tuple, now: datetime, stamp: str) -> dict:
     """The decision an autonomous model makes alone at ingest, kept for a person's review."""
     action = record["suggested_action"] or "act on its own signal"
     tier, rule, version = row[_TIER], row[_RULE], row[_VERSION]
-    return {"id": new_id(), "signal_id": signal_id, "source": record["source"], "kind": DecisionKind.ACT.value,
+    return {"id": new_id(), "signal_id": uuid.UUID(signal_id), "source": record["source"], "kind": DecisionKind.ACT.value,
             "rationale": f"autonomous under rule {rule!r}: {action}", "disposition": None,
             "shelved_until": None, "decided_by": f"ai:{record['source']}", "decided_at": now, "tier": tier,
             "meeting_id": None, "policy_version": version,
             "ai_snapshot": jsonable({name: record[name] for name in PAYLOAD}), "supersedes": None, "hlc": stamp}
 
 
-#: Most external ids looked up in one statement (old SQLite builds allow 999 parameters).
+#: Most ids looked up in one statement (old SQLite builds allow 999 parameters).
 _LOOKUP_CHUNK = 500
 
 
-def _existing(connection, records: list[dict]) -> set[tuple[str, str]]:
-    """The (source, external_id) pairs of ``records`` already stored, asked per source.
-
-    ``source = ? AND external_id IN (...)`` is answered from the unique index; a row-value
-    ``(source, external_id) IN (...)`` makes SQLite scan the whole index, which on a table
-    of a million signals costs more than the insert."""
-    by_source: dict[str, list[str]] = {}
-    for record in records:
-        by_source.setdefault(record["source"], []).append(record["external_id"])
-    found: set[tuple[str, str]] = set()
-    for source, external_ids in by_source.items():
-        for i in range(0, len(external_ids), _LOOKUP_CHUNK):
-            chunk = external_ids[i:i + _LOOKUP_CHUNK]
-            sql = f"SELECT source, external_id FROM signal WHERE source = ? AND external_id IN ({', '.join('?' * len(chunk))})"
-            found.update(connection.exec_driver_sql(sql, (source, *chunk)).all())
-    return found
+def _stored(connection, rows: list[tuple]) -> list[int]:
+    """The positions of ``rows`` the insert stored (the others were duplicates), found by
+    their new ids: asked only when a batch held duplicates."""
+    found: set[str] = set()
+    ids = [row[0] for row in rows]
+    for i in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[i:i + _LOOKUP_CHUNK]
+        sql = f"SELECT id FROM signal WHERE id IN ({', '.join('?' * len(chunk))})"
+        found.update(value for (value,) in connection.exec_driver_sql(sql, tuple(chunk)))
+    return [i for i, signal_id in enumerate(ids) if signal_id in found]
