@@ -131,14 +131,16 @@ def new_rows(db: Path, after_rowid: int) -> list[tuple]:
 
 def time_raw(db: Path, rows: list[tuple], batch: int) -> tuple[float, float]:
     """(wall, CPU) seconds to insert the same rows with bare sqlite3: one prepared INSERT,
-    ``executemany`` per batch, BEGIN IMMEDIATE/COMMIT, WAL and synchronous=FULL as the app
-    runs — the database's own cost, the floor under the ingest service."""
+    ``executemany`` per batch, BEGIN IMMEDIATE/COMMIT, the pragmas the ingest runs with
+    (WAL, synchronous=FULL, its large page cache and no checkpoint until the end) and one
+    checkpoint at the end, as the ingest does — the database's own cost, the floor under
+    the ingest service."""
     from tiermeet.services.ingest import _COLUMNS
-    from tiermeet.store.engine import PRAGMAS
+    from tiermeet.store.engine import BULK_PRAGMAS, PRAGMAS
 
     sql = f"INSERT INTO signal ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
     conn = sqlite3.connect(db, isolation_level=None)
-    for pragma in PRAGMAS:
+    for pragma in (*PRAGMAS, *BULK_PRAGMAS):
         conn.execute(pragma)
     conn.execute("SELECT count(*) FROM signal").fetchone()
     began, cpu = time.perf_counter(), time.process_time()
@@ -146,6 +148,7 @@ def time_raw(db: Path, rows: list[tuple], batch: int) -> tuple[float, float]:
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(sql, rows[i:i + batch])
         conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
     conn.close()
     return elapsed, cpu
