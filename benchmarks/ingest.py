@@ -1,7 +1,7 @@
 """Ingest speed: a JSON Lines file of realistic signals into an empty database and into one
-that already holds 1,000,000 signals, through the real path (``read_rows`` →
-``IngestService.ingest`` on services from ``open_services`` with the demo config), plus
-validation alone and the command line end to end.
+that already holds 1,000,000 signals, through the real path (``IngestService.ingest_file``
+on services from ``open_services`` with the demo config, which reads a file this large in
+a second process), plus validation alone and the command line end to end.
 
 Target (Foundation issue, "Ingest"): at least 60,000 signals/s from a 100k-line JSONL file
 into a database of 1,000,000 signals. Validation alone is compared with pydantic's rate
@@ -92,7 +92,6 @@ def _medians(pairs: list[tuple[float, float]]) -> tuple[float, float]:
 
 def time_ingest(db: Path, path: Path, expected: int, profile: Path | None = None) -> tuple[float, float]:
     """(wall, CPU) seconds for one ingest of ``path`` into ``db`` through the services."""
-    from tiermeet.ingest.readers import read_rows
     from tiermeet.services.bundle import open_services
     from tiermeet.settings import load_config
 
@@ -106,8 +105,7 @@ def time_ingest(db: Path, path: Path, expected: int, profile: Path | None = None
     began, cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    with open(path, "rb") as stream:
-        report = ingest.ingest(read_rows(stream, str(path), "jsonl"), origin=str(path))
+    report = ingest.ingest_file(path, "jsonl", origin=str(path))
     if profiler:
         profiler.disable()
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
@@ -121,10 +119,10 @@ def time_ingest(db: Path, path: Path, expected: int, profile: Path | None = None
 
 def new_rows(db: Path, after_rowid: int) -> list[tuple]:
     """The signal rows an ingest added, as stored, in the order it wrote them."""
-    from tiermeet.services.ingest import _COLUMNS
+    from tiermeet.ingest.prepare import COLUMNS
 
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM signal WHERE rowid > ? ORDER BY rowid", (after_rowid,)).fetchall()
+        rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM signal WHERE rowid > ? ORDER BY rowid", (after_rowid,)).fetchall()
     conn.close()
     return rows
 
@@ -135,10 +133,10 @@ def time_raw(db: Path, rows: list[tuple], batch: int) -> tuple[float, float]:
     (WAL, synchronous=FULL, its large page cache and no checkpoint until the end) and one
     checkpoint at the end, as the ingest does — the database's own cost, the floor under
     the ingest service."""
-    from tiermeet.services.ingest import _COLUMNS
+    from tiermeet.ingest.prepare import COLUMNS
     from tiermeet.store.engine import BULK_PRAGMAS, PRAGMAS
 
-    sql = f"INSERT INTO signal ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    sql = f"INSERT INTO signal ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
     conn = sqlite3.connect(db, isolation_level=None)
     for pragma in (*PRAGMAS, *BULK_PRAGMAS):
         conn.execute(pragma)

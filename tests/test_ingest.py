@@ -316,6 +316,117 @@ def test_a_reading_side_failure_still_lets_the_batch_in_flight_finish_whole(serv
 
 
 # --------------------------------------------------------------------------------------
+# Large files: read and prepared in a second process
+# --------------------------------------------------------------------------------------
+
+
+def mixed_file(path: Path, count: int) -> Path:
+    """``count`` good signals (some the policy lets their model act on alone), with a bad
+    row, a line repeating an earlier one and a row that is not JSON among them."""
+    records = [signal_record(n) if n % 7 else signal_record(n, source="pdm-toolwear", line="CNC2", severity="medium",
+                                                            confidence=0.97, category="cost")
+               for n in range(count)]
+    lines = [json.dumps(r).encode() for r in records]
+    lines.insert(5, json.dumps(signal_record(10_000, severity="urgent")).encode())
+    lines.insert(count // 2, json.dumps(records[3]).encode())
+    lines.insert(count - 3, b'{"external_id": "x" "source": "y"}')
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def ingested(db_path) -> dict:
+    conn = sqlite3.connect(db_path)
+    try:
+        return {
+            "signals": conn.execute("SELECT external_id, status, tier, autonomy, policy_rule, deadline, detected_at "
+                                    "FROM signal ORDER BY external_id").fetchall(),
+            "decisions": conn.execute("SELECT s.external_id, d.decided_by FROM decision d JOIN signal s ON s.id = d.signal_id "
+                                      "ORDER BY s.external_id").fetchall(),
+            "batches": [(len(a["signal_ids"]), len(a["autonomous_decisions"])) for a in (
+                json.loads(args) for (args,) in conn.execute("SELECT args FROM outbox WHERE name = 'signal.ingest' ORDER BY seq"))],
+        }
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("second_process", [False, True], ids=["one process", "two processes"])
+def test_a_file_is_ingested_alike_in_one_process_or_two(services, db_path, tmp_path, batch, monkeypatch, second_process):
+    from tiermeet.services import ingest
+
+    monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0 if second_process else 1 << 40)
+    path = mixed_file(tmp_path / "signals.jsonl", 5 * batch + 17)
+    services.ingest.ingest([Row(1, signal_record(40))], origin="earlier")  # one of them is already stored
+    report = services.ingest.ingest_file(path, "jsonl", origin=str(path))
+    assert report.summary() == f"{5 * batch + 16} added, 1 duplicates, 3 rejected"
+    assert report.rejected == [
+        (6, "severity", "'urgent' is not one of critical, high, medium, low"),
+        (batch * 5 // 2 + 9, "external_id", "'ext-3' from source 'pdm-spindle' already appears on line 4"),
+        (5 * batch + 15, "(row)", "not valid JSON: Expecting ',' delimiter (column 21)"),
+    ]
+    stored = ingested(db_path)
+    assert len(stored["signals"]) == 5 * batch + 17
+    assert {s[1:5] for s in stored["signals"] if s[0].startswith("ext-") and int(s[0][4:]) % 7 == 0} == {
+        ("actioned", 1, "autonomous", "confident tool-wear calls")}
+    assert [external_id for external_id, _ in stored["decisions"]] == sorted(f"ext-{n}" for n in range(0, 5 * batch + 17, 7))
+    assert [size for size, _ in stored["batches"]] == [1, batch - 1, batch, batch, batch, batch, 17]  # ext-40 was there
+
+
+def test_a_file_unusable_in_the_second_process_is_refused_as_unusable(services, db_path, tmp_path, monkeypatch):
+    from tiermeet.ingest.readers import UnusableInput
+    from tiermeet.services import ingest
+
+    monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0)
+    path = tmp_path / "wrong.csv"
+    path.write_text("id,model,time,title\n1,pdm,2026-11-25T07:00:00,x\n", encoding="utf-8")
+    with pytest.raises(UnusableInput, match="header: missing required column"):
+        services.ingest.ingest_file(path, "csv", origin=str(path))
+    assert ingested(db_path)["signals"] == []
+
+
+def test_a_reading_process_killed_midway_leaves_whole_batches_and_says_so(services, db_path, tmp_path, batch, monkeypatch):
+    import signal
+    import subprocess
+
+    from tiermeet.services import ingest
+
+    monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0)
+    readers = []
+    popen = subprocess.Popen
+
+    def watched(*args, **kwargs):
+        readers.append(popen(*args, **kwargs))
+        return readers[-1]
+
+    store = ingest._Writer.store
+
+    def store_then_kill_the_reader(writer, prepared):
+        store(writer, prepared)
+        readers[0].send_signal(signal.SIGKILL)
+
+    monkeypatch.setattr(ingest.subprocess, "Popen", watched)
+    monkeypatch.setattr(ingest._Writer, "store", store_then_kill_the_reader)
+    path = mixed_file(tmp_path / "signals.jsonl", 40 * batch)
+    with pytest.raises(ingest.IngestError, match="stopped .exit code -9.; every batch stored before it stopped is kept"):
+        services.ingest.ingest_file(path, "jsonl", origin=str(path))
+    stored = ingested(db_path)
+    assert stored["batches"] and all(size == batch for size, _ in stored["batches"])
+    assert len(stored["signals"]) == batch * len(stored["batches"])
+
+
+def test_cli_reads_a_large_file_in_a_second_process(run_cli, tmp_path, db_path):
+    from tiermeet.services.ingest import SECOND_PROCESS_BYTES
+
+    path = tmp_path / "large.jsonl"
+    count = SECOND_PROCESS_BYTES // 300
+    path.write_bytes(jsonl(*(signal_record(n, detail="d" * 100) for n in range(count)), b"[1]"))
+    assert path.stat().st_size >= SECOND_PROCESS_BYTES
+    result = run_cli("--db", db_path, "ingest", path)
+    assert (result.returncode, result.stdout) == (1, f"{count} added, 0 duplicates, 1 rejected\n")
+    assert result.stderr == f"{path}:{count + 1}: (row): expected a JSON object, found an array\n"
+    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM signal").fetchone() == (count,)
+
+
+# --------------------------------------------------------------------------------------
 # Readers: lines that cannot be read as records
 # --------------------------------------------------------------------------------------
 

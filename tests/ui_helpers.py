@@ -283,6 +283,7 @@ def counts(db_path: Path) -> dict[str, int]:
 def fixed_ids(monkeypatch) -> None:
     """Make new record ids predictable (UUIDv7-shaped, increasing), so snapshots that
     show short references stay the same from run to run."""
+    import tiermeet.ingest.prepare as prepare
     import tiermeet.services.unit as unit
 
     counter = iter(range(1, 1_000_000))
@@ -291,4 +292,4 @@ def fixed_ids(monkeypatch) -> None:
         return uuid.UUID(f"019ab000-0000-7000-8000-{next(counter):012x}")
 
     monkeypatch.setattr(unit, "uuid7", fixed)
-    monkeypatch.setattr(unit, "uuid7_native", fixed)
+    monkeypatch.setattr(prepare, "uuid7", fixed)

@@ -140,29 +140,23 @@ def ingest(settings: Settings, files: tuple[str, ...], fmt: str | None) -> None:
     Prints each rejected row as FILE:LINE: field: reason and a summary line. Exit 0 when
     nothing was rejected, 1 when a row was, 2 when a file could not be used."""
     from tiermeet.ingest.readers import UnusableInput, detect_format, read_rows
-    from tiermeet.services.ingest import IngestReport
+    from tiermeet.services.ingest import IngestError, IngestReport
 
     services = settings.services()
     total, rejected, unusable = IngestReport(), 0, False
     for name in files:
+        label = "<stdin>" if name == "-" else name
         try:
             if name == "-":
-                stream, label = sys.stdin.buffer, "<stdin>"
-                fmt_used = fmt or "jsonl"
+                report = services.ingest.ingest(read_rows(sys.stdin.buffer, label, fmt or "jsonl"), origin=label)
             else:
-                fmt_used = detect_format(name, fmt)
-                stream, label = open(name, "rb"), name  # noqa: SIM115 - closed below
-            try:
-                report = services.ingest.ingest(read_rows(stream, label, fmt_used), origin=label)
-            finally:
-                if stream is not sys.stdin.buffer:
-                    stream.close()
+                report = services.ingest.ingest_file(Path(name), detect_format(name, fmt), origin=label)
         except FileNotFoundError:
             click.echo(f"{name}: file not found", err=True)
             unusable = True
             continue
-        except (UnusableInput, OSError) as exc:
-            click.echo(str(exc) if isinstance(exc, UnusableInput) else f"{name}: cannot be read: {exc}", err=True)
+        except (UnusableInput, IngestError, OSError) as exc:
+            click.echo(f"{name}: cannot be read: {exc}" if isinstance(exc, OSError) else str(exc), err=True)
             unusable = True
             continue
         for line, field, reason in report.rejected:

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
@@ -679,7 +678,7 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
     """Check each record against the plant's config, store the new ones, report per row
     (a ``SignalsResponse`` as plain JSON values)."""
     from tiermeet.ingest.contract import RecordError, check_record
-    from tiermeet.services.ingest import plan_of
+    from tiermeet.ingest.prepare import plan_of
     from uuid_utils import uuid7
 
     added = duplicates = 0
@@ -692,7 +691,7 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
         if config is None:
             raise HttpError(409, "no_plant_config", f"plant {plant.id!r} has no config on this server; "
                             "register it (tiermeet token create --plant … with its --config) before posting signals")
-        plan = plan_of(SimpleNamespace(config=config))
+        plan = plan_of(config)
         checked: list[tuple[int, dict]] = []
         first_index: dict[tuple[str, str], int] = {}
         for index, record in enumerate(records):

@@ -21,7 +21,6 @@ from pydantic_core import to_json, to_jsonable_python
 from sqlalchemy import JSON, Engine, Table, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
-from uuid_utils import uuid7 as uuid7_native
 from uuid_utils.compat import uuid7
 
 from tiermeet.domain import hlc
@@ -37,12 +36,6 @@ STATE_KEYS = ("client_id", "next_seq", "hlc")
 def new_id() -> uuid.UUID:
     """A fresh UUIDv7: unique without coordination, and in creation-time order."""
     return uuid7()
-
-
-def new_id_text() -> str:
-    """``str(new_id())``, made without the standard-library UUID, which costs five times the
-    id itself: for ids made by the ten thousand (an ingest batch)."""
-    return str(uuid7_native())
 
 
 def jsonable(value: Any) -> Any:

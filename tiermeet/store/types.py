@@ -6,26 +6,14 @@ time order and indexes sort correctly) and as ``timestamptz`` on PostgreSQL, and
 hands back aware UTC datetimes.
 """
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import DateTime, String
 from sqlalchemy.types import TypeDecorator
 
-UTC = timezone.utc
+from tiermeet.store.timetext import UTC, to_db_text
 
-
-def to_db_text(value: datetime) -> str:
-    """The stored text of an aware datetime: naive UTC ISO 8601 with microseconds."""
-    zone = value.tzinfo
-    if zone is None:
-        raise ValueError(f"naive datetime {value!r}: tiermeet stores only time-zone-aware times")
-    if zone is not UTC:
-        value = value.astimezone(UTC)
-    # Bulk ingest converts several times per row, so this avoids replace() and the timespec
-    # argument: isoformat() of a UTC time is "YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00", without
-    # the fraction when the microseconds are zero.
-    text = value.isoformat()
-    return text[:26] if value.microsecond else text[:19] + ".000000"
+__all__ = ["UTC", "UTCDateTime", "to_db_text"]
 
 
 class UTCDateTime(TypeDecorator):

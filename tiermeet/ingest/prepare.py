@@ -1,0 +1,174 @@
+"""From read rows to the rows an ingest stores: checked, placed by the policy, converted.
+
+All of it needs only the plant's config (no database, no SQLAlchemy), so a large file can
+be read and prepared in a second process while the first one writes: on two CPUs the two
+halves of an ingest then take about as long as the slower one instead of their sum.
+``read_and_prepare`` is that second process's work (``python -m tiermeet.ingest.prepare``);
+``batches`` is shared by both ways.
+"""
+
+import json
+import pickle
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, BinaryIO
+from zoneinfo import ZoneInfo
+
+from uuid_utils import uuid7
+
+from tiermeet.domain.enums import Autonomy, SignalStatus
+from tiermeet.domain.policy import first_window
+from tiermeet.ingest.contract import Plan, RecordError, check_record
+from tiermeet.ingest.readers import Problem, Row, read_rows
+from tiermeet.store.timetext import to_db_text
+
+if TYPE_CHECKING:
+    from tiermeet.settings import Config
+
+AUTONOMOUS, OPEN, ACTIONED = Autonomy.AUTONOMOUS.value, SignalStatus.OPEN.value, SignalStatus.ACTIONED.value
+
+#: Columns of a newly ingested signal, in the order the prepared rows hold them; the last
+#: three belong to the transaction that writes the batch and are added there.
+COLUMNS = ("id", "external_id", "source", "model_version", "kind", "detected_at", "area", "line", "asset", "category",
+           "severity", "severity_rank", "confidence", "title", "detail", "suggested_action", "evidence_url", "extra",
+           "status", "status_epoch", "tier", "tier_entered_at", "deadline", "first_deadline", "autonomy", "policy_rule",
+           "policy_version", "ingested_at", "updated_at", "updated_hlc")
+SOURCE, STATUS, TIER, AUTONOMY, RULE, VERSION = (COLUMNS.index(name) for name in (
+    "source", "status", "tier", "autonomy", "policy_rule", "policy_version"))
+TIMES = frozenset({"detected_at", "ingested_at", "tier_entered_at", "deadline", "updated_at", "first_deadline"})
+#: Columns whose types change the Python value on the way to SQLite; the preparer does that
+#: itself, once per value rather than through a bind processor per column per row: ids as
+#: 32 hex digits, times by ``to_db_text``, ``extra`` as ``json.dumps`` text. (``confidence``
+#: is a Float, whose processor makes a float: the contract already did.)
+CONVERTED = frozenset({"id", "extra", "confidence", *TIMES})
+
+
+def plan_of(config: "Config") -> Plan:
+    """The areas, lines and zone that records are checked against."""
+    return Plan({a.id: frozenset(ln.id for ln in a.lines) for a in config.areas}, ZoneInfo(config.plant.timezone))
+
+
+def new_signal_id() -> str:
+    """A fresh UUIDv7 as text, made without the standard-library UUID, which costs five
+    times the id itself when ids are made by the ten thousand."""
+    return str(uuid7())
+
+
+@dataclass
+class Prepared:
+    """A batch ready to store: the driver rows (all but the transaction's own columns), the
+    new ids (as text, as sync names them), and the checked records of the rows whose model
+    the policy lets act alone, by position (their decisions are made when stored)."""
+
+    rows: list[tuple]
+    ids: list[str]
+    autonomous: dict[int, dict]
+
+
+class Preparer:
+    """Places checked records by the policy and turns them into stored rows. ``now`` is
+    when the ingest began: a detection time still ahead of it opens its window then."""
+
+    def __init__(self, config: "Config", now: datetime) -> None:
+        self.policy, self.calendar, self.top = config.governance, config.calendar, config.top_tier
+        self.version = config.governance.version
+        self.now = now
+
+    def __call__(self, records: list[dict]) -> Prepared:
+        policy, calendar, top, version, now = self.policy, self.calendar, self.top, self.version, self.now
+        dumps = json.dumps
+        rows, ids, autonomous = [], [], {}
+        for r in records:
+            placement, start, due = first_window(policy, r, now, top, calendar)
+            autonomy = placement.autonomy.value
+            signal_id = new_signal_id()
+            detected = r["detected_at"]
+            detected_text = to_db_text(detected)
+            due_text = to_db_text(due)
+            extra = r["extra"]
+            if autonomy == AUTONOMOUS:
+                autonomous[len(rows)] = r
+            rows.append((
+                signal_id.replace("-", ""), r["external_id"], r["source"], r["model_version"], r["kind"], detected_text,
+                r["area"], r["line"], r["asset"], r["category"], r["severity"], r["severity_rank"], r["confidence"],
+                r["title"], r["detail"], r["suggested_action"], r["evidence_url"], None if extra is None else dumps(extra),
+                ACTIONED if autonomy == AUTONOMOUS else OPEN, 0, placement.start_tier,
+                detected_text if start is detected else to_db_text(start), due_text, due_text, autonomy, placement.rule,
+                version,
+            ))
+            ids.append(signal_id)
+        return Prepared(rows, ids, autonomous)
+
+
+def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, rejected: list[tuple[int, str, str]],
+            size: int) -> Iterator[Prepared]:
+    """``rows`` checked and prepared, ``size`` at a time. A row that is refused, or that
+    repeats a (source, external_id) of an earlier line, goes to ``rejected`` as (line,
+    field, reason) and never stops the others."""
+    plan = plan_of(config)
+    prepare = Preparer(config, now)
+    first_line: dict[tuple[str, str], int] = {}
+    batch: list[dict] = []
+    for row in rows:
+        if isinstance(row, Problem):
+            rejected.append((row.line, row.field, row.reason))
+            continue
+        try:
+            record = check_record(row.data, plan)
+        except RecordError as exc:
+            rejected.append((row.line, exc.field, exc.reason))
+            continue
+        key = (record["source"], record["external_id"])
+        if key in first_line:
+            rejected.append((row.line, "external_id",
+                             f"{key[1]!r} from source {key[0]!r} already appears on line {first_line[key]}"))
+            continue
+        first_line[key] = row.line
+        batch.append(record)
+        if len(batch) >= size:
+            yield prepare(batch)
+            batch = []
+    if batch:
+        yield prepare(batch)
+
+
+def read_and_prepare(source: BinaryIO, out: BinaryIO) -> None:
+    """The second process of a large ingest. Reads its job from ``source`` — (path, format,
+    name, config, now, batch size), pickled — and writes to ``out`` each prepared batch with
+    the rows refused since the one before as ``("batch", Prepared, rejected)``, then
+    ``("done", None, rejected)``; or, when reading fails, ``("error", exception, rejected)``.
+    Writing waits while the writer is busy with the batch before (the pipe is full), so at
+    most one batch is prepared ahead."""
+    path, fmt, name, config, now, size = pickle.load(source)
+    rejected: list[tuple[int, str, str]] = []
+    try:
+        with open(path, "rb") as stream:
+            for batch in batches(read_rows(stream, name, fmt), config, now, rejected, size):
+                _send(out, ("batch", batch, rejected))
+                rejected.clear()
+        _send(out, ("done", None, rejected))
+    except Exception as exc:  # noqa: BLE001 - handed to the writing process, which raises it
+        _send(out, ("error", _sendable(exc), rejected))
+
+
+def _send(out: BinaryIO, message: tuple) -> None:
+    pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+    out.flush()
+
+
+def _sendable(exc: Exception) -> Exception:
+    """``exc``, or one that says the same and survives the trip between processes."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any exception that cannot make the trip
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+if __name__ == "__main__":
+    # Run as the module's real name, so that what it sends is unpickled as that module's.
+    from tiermeet.ingest.prepare import read_and_prepare as run
+
+    run(sys.stdin.buffer, sys.stdout.buffer)
