@@ -304,7 +304,7 @@ def test_a_batch_the_database_refuses_stops_the_run_and_leaves_only_whole_batche
     assert _stored(db_path) == (batch, [batch])
 
 
-def test_a_reading_side_failure_still_lets_the_batch_in_flight_finish_whole(services, db_path, batch):
+def test_a_reading_failure_keeps_the_batches_stored_before_it_whole(services, db_path, batch):
     def rows():
         for n in range(1, batch + 6):
             yield Row(n, signal_record(n))
@@ -349,14 +349,34 @@ def ingested(db_path) -> dict:
         conn.close()
 
 
+@pytest.fixture
+def readers(monkeypatch) -> list:
+    """The reading processes ingest starts, as they start."""
+    import subprocess
+
+    from tiermeet.services import ingest
+
+    started = []
+    popen = subprocess.Popen
+
+    def watched(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(ingest.subprocess, "Popen", watched)
+    return started
+
+
 @pytest.mark.parametrize("second_process", [False, True], ids=["one process", "two processes"])
-def test_a_file_is_ingested_alike_in_one_process_or_two(services, db_path, tmp_path, batch, monkeypatch, second_process):
+def test_a_file_is_ingested_alike_in_one_process_or_two(services, db_path, tmp_path, batch, monkeypatch, readers,
+                                                        second_process):
     from tiermeet.services import ingest
 
     monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0 if second_process else 1 << 40)
     path = mixed_file(tmp_path / "signals.jsonl", 5 * batch + 17)
     services.ingest.ingest([Row(1, signal_record(40))], origin="earlier")  # one of them is already stored
     report = services.ingest.ingest_file(path, "jsonl", origin=str(path))
+    assert [r.returncode for r in readers] == ([0] if second_process else [])
     assert report.summary() == f"{5 * batch + 16} added, 1 duplicates, 3 rejected"
     assert report.rejected == [
         (6, "severity", "'urgent' is not one of critical, high, medium, low"),
@@ -383,27 +403,19 @@ def test_a_file_unusable_in_the_second_process_is_refused_as_unusable(services, 
     assert ingested(db_path)["signals"] == []
 
 
-def test_a_reading_process_killed_midway_leaves_whole_batches_and_says_so(services, db_path, tmp_path, batch, monkeypatch):
+def test_a_reading_process_killed_midway_leaves_whole_batches_and_says_so(services, db_path, tmp_path, batch, monkeypatch,
+                                                                         readers):
     import signal
-    import subprocess
 
     from tiermeet.services import ingest
 
     monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0)
-    readers = []
-    popen = subprocess.Popen
-
-    def watched(*args, **kwargs):
-        readers.append(popen(*args, **kwargs))
-        return readers[-1]
-
     store = ingest._Writer.store
 
     def store_then_kill_the_reader(writer, prepared):
         store(writer, prepared)
         readers[0].send_signal(signal.SIGKILL)
 
-    monkeypatch.setattr(ingest.subprocess, "Popen", watched)
     monkeypatch.setattr(ingest._Writer, "store", store_then_kill_the_reader)
     path = mixed_file(tmp_path / "signals.jsonl", 40 * batch)
     with pytest.raises(ingest.IngestError, match="stopped .exit code -9.; every batch stored before it stopped is kept"):
@@ -413,7 +425,20 @@ def test_a_reading_process_killed_midway_leaves_whole_batches_and_says_so(servic
     assert len(stored["signals"]) == batch * len(stored["batches"])
 
 
-def test_cli_reads_a_large_file_in_a_second_process(run_cli, tmp_path, db_path):
+def test_an_error_in_the_reading_process_comes_with_its_traceback(services, tmp_path, monkeypatch):
+    from tiermeet.ingest.readers import UnusableInput
+    from tiermeet.services import ingest
+
+    monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0)
+    path = tmp_path / "wrong.csv"
+    path.write_text("id,model\n1,pdm\n", encoding="utf-8")
+    with pytest.raises(UnusableInput) as raised:
+        services.ingest.ingest_file(path, "csv", origin=str(path))
+    where = str(raised.value.__cause__)
+    assert where.startswith(f"in the process reading {path}:") and "read_csv" in where
+
+
+def test_cli_ingests_a_file_large_enough_for_a_second_process(run_cli, tmp_path, db_path):
     from tiermeet.services.ingest import SECOND_PROCESS_BYTES
 
     path = tmp_path / "large.jsonl"

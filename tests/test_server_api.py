@@ -300,6 +300,13 @@ def test_a_body_that_is_not_json_is_refused_with_where_it_breaks(central):
                           headers={"Content-Type": "application/json"})
         assert nan.status_code == 200
         assert nan.json()["results"][0]["status"] == "rejected" and nan.json()["results"][0]["field"] == "confidence"
+        # An integer beyond 64 bits among the fields kept in extra is kept exactly, as a
+        # device's own ingest keeps it.
+        huge = 123456789012345678901234567890
+        big = client.post("/v1/signals", content=json.dumps({"signals": [signal_record(2, counter=huge)]}).encode(),
+                          headers={"Content-Type": "application/json"})
+        assert big.status_code == 200 and big.json()["added"] == 1
+    assert json.loads(central_rows(central)["signal"][big.json()["results"][0]["signal_id"]]["extra"]) == {"counter": huge}
 
 
 # --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ halves of an ingest then take about as long as the slower one instead of their s
 import json
 import pickle
 import sys
+import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,7 +139,8 @@ def read_and_prepare(source: BinaryIO, out: BinaryIO) -> None:
     """The second process of a large ingest. Reads its job from ``source`` — (path, format,
     name, config, now, batch size), pickled — and writes to ``out`` each prepared batch with
     the rows refused since the one before as ``("batch", Prepared, rejected)``, then
-    ``("done", None, rejected)``; or, when reading fails, ``("error", exception, rejected)``.
+    ``("done", None, rejected)``; or, when reading fails, ``("error", (exception, its
+    traceback as text), rejected)``.
     Writing waits while the writer is busy with the batch before (the pipe is full), so at
     most one batch is prepared ahead."""
     path, fmt, name, config, now, size = pickle.load(source)
@@ -150,7 +152,7 @@ def read_and_prepare(source: BinaryIO, out: BinaryIO) -> None:
                 rejected.clear()
         _send(out, ("done", None, rejected))
     except Exception as exc:  # noqa: BLE001 - handed to the writing process, which raises it
-        _send(out, ("error", _sendable(exc), rejected))
+        _send(out, ("error", (_sendable(exc), traceback.format_exc()), rejected))
 
 
 def _send(out: BinaryIO, message: tuple) -> None:

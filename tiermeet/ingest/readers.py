@@ -17,6 +17,7 @@ from typing import BinaryIO
 import orjson
 
 from tiermeet.ingest.contract import REQUIRED
+from tiermeet.sync.jsonutil import same_as_stdlib
 
 FORMATS = ("jsonl", "csv")
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
@@ -77,25 +78,6 @@ def _json_type(value) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number"}[type(value)]
 
 
-#: orjson reads an integer beyond 64 bits as a float; the standard library keeps it exact.
-_HUGE = (-2.0 ** 63, 2.0 ** 64)
-
-
-def _exact(value) -> bool:
-    """False when orjson may have turned an integer of the text into a float (a float
-    outside the 64-bit integers somewhere in ``value``)."""
-    low, high = _HUGE
-    items = value.values() if type(value) is dict else value
-    for item in items:
-        kind = type(item)
-        if kind is float:
-            if not low < item < high:
-                return False
-        elif (kind is dict or kind is list) and not _exact(item):
-            return False
-    return True
-
-
 def read_jsonl(stream: BinaryIO) -> Iterator[Row | Problem]:
     """Rows of a JSON Lines stream; blank lines are skipped.
 
@@ -104,14 +86,14 @@ def read_jsonl(stream: BinaryIO) -> Iterator[Row | Problem]:
     read differently (an integer beyond 64 bits) is read by the standard library as
     before, so what is accepted, how it is read, and the message for what is not, do not
     change."""
-    fast, loads, scan, space = orjson.loads, json.loads, _scan, _JSON_SPACE
+    fast, exact, loads, scan, space = orjson.loads, same_as_stdlib, json.loads, _scan, _JSON_SPACE
     for number, raw in enumerate(stream, start=1):
         try:
             data = fast(raw)
         except orjson.JSONDecodeError:
             pass
         else:
-            if type(data) is dict and _exact(data):
+            if type(data) is dict and exact(data):
                 yield Row(number, data)
                 continue
         if not raw or raw.isspace():

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tiermeet.domain import hlc
-from tiermeet.server.db import lock_version, read_meta, save_version, transaction
+from tiermeet.server.db import lock_version, read_meta, save_version, transaction, write_transaction
 from tiermeet.server.tokens import PlantAuth
 from tiermeet.store.types import to_db_text
 from tiermeet.store.models_sync import Change, ProcessedMutation, SignalKey, SyncClient, SyncEntity
@@ -388,13 +388,15 @@ def _insert_many(conn: Connection, table: str, columns: tuple[str, ...], rows: l
             for row in rows:
                 copy.write_row(row)
         return
-    names = ", ".join(f'"{c}"' for c in columns)
-    conn.exec_driver_sql(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in columns)})', rows)
+    conn.exec_driver_sql(f'INSERT INTO "{table}" ({_names(columns)}) VALUES ({", ".join("?" for _ in columns)})', rows)
 
 
 def _copy_sql(table: str, columns: tuple[str, ...]) -> str:
-    names = ", ".join(f'"{c}"' for c in columns)
-    return f'COPY "{table}" ({names}) FROM STDIN'
+    return f'COPY "{table}" ({_names(columns)}) FROM STDIN'
+
+
+def _names(columns: tuple[str, ...]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
 
 
 def _move_to_latest(conn: Connection, recs: list["_Rec"]) -> None:
@@ -678,16 +680,15 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
     """Check each record against the plant's config, store the new ones, report per row
     (a ``SignalsResponse`` as plain JSON values)."""
     from tiermeet.ingest.contract import RecordError, check_record
-    from tiermeet.ingest.prepare import plan_of
-    from uuid_utils import uuid7
+    from tiermeet.ingest.prepare import new_signal_id, plan_of
 
     added = duplicates = 0
     results: list[dict | None] = [None] * len(records)
-    # One connection for the whole request. On PostgreSQL the records are checked before the
-    # global lock is taken (lock_version), so other requests wait only for the writing; on
-    # SQLite the single writer's lock is held from the start, as for every write.
-    with transaction(engine) as conn:
+    # One connection for the whole request; the records are checked before the write
+    # transaction begins, so other requests wait only for the writing.
+    with engine.connect() as conn:
         config = plant_config(conn, plant.id)
+        conn.rollback()
         if config is None:
             raise HttpError(409, "no_plant_config", f"plant {plant.id!r} has no config on this server; "
                             "register it (tiermeet token create --plant … with its --config) before posting signals")
@@ -707,7 +708,9 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
                 continue
             first_index[k] = index
             checked.append((index, row))
-        if checked:
+        if not checked:
+            return {"added": 0, "duplicates": 0, "rejected": len(records), "results": results}
+        with write_transaction(conn):
             version, _epoch, clock = lock_version(conn)
             work = _Work(conn, plant, now, version, hlc.tick(hlc.Timestamp.unpack(clock), int(now.timestamp() * 1000)))
             stamp = work.clock.pack()
@@ -721,9 +724,7 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
                         duplicates += 1
                         results[index] = _signal_result(index, "duplicate", signal_id=known[k])
                         continue
-                    # A UUIDv7 as text, made as text: the standard-library UUID that devices'
-                    # services use costs ten times as much to make and print, once per signal.
-                    signal_id = str(uuid7())
+                    signal_id = new_signal_id()
                     where = placement(config, row, now, version)
                     detected = iso(row["detected_at"])
                     entered = detected if where["tier_entered_at"] == row["detected_at"] else iso(where["tier_entered_at"])

@@ -99,11 +99,17 @@ def new_epoch(engine: Engine) -> str:
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One write transaction (BEGIN IMMEDIATE on SQLite)."""
-    if engine.dialect.name == "sqlite":
-        from tiermeet.store.engine import writer
+    with engine.connect() as connection, write_transaction(connection):
+        yield connection
 
-        engine = writer(engine)
-    with engine.begin() as connection:
+
+@contextmanager
+def write_transaction(connection: Connection) -> Iterator[Connection]:
+    """One write transaction on an open connection that is not in one (BEGIN IMMEDIATE on
+    SQLite, where a plain BEGIN would fail rather than wait when another writer is first)."""
+    if connection.dialect.name == "sqlite":
+        connection = connection.execution_options(tiermeet_write=True)
+    with connection.begin():
         yield connection
 
 

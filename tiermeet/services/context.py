@@ -6,7 +6,7 @@ before the ORM is loaded, and the engine is only made when a service first needs
 
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -54,14 +54,25 @@ class Context:
     @contextmanager
     def bulk(self) -> Iterator["Context"]:
         """This context on an engine of its own set up for one large write (an ingest of
-        thousands of rows; ``store.engine.BULK_PRAGMAS``). When the block ends well, the WAL
-        it filled is checkpointed; the engine is closed either way."""
+        thousands of rows; ``store.engine.BULK_PRAGMAS``). When the block ends, the WAL it
+        filled is checkpointed (after an error too, quietly: the batches committed before
+        it are worth copying back, and the error that stopped the write is the one to
+        see) and the engine closed. Closing it leaves SQLite's descriptor of the file open
+        for other connections of this process, as SQLite does whenever one of several
+        connections to a file closes."""
+        from sqlalchemy.exc import DBAPIError
+
         from tiermeet.store.engine import checkpoint, make_engine
 
         ctx = Context(self.db_path, self.config, self.clock, self.device)
         ctx.engine = make_engine(self.db_path, bulk=True)
         try:
             yield ctx
+        except BaseException:
+            with suppress(DBAPIError):
+                checkpoint(ctx.engine)
+            raise
+        else:
             checkpoint(ctx.engine)
         finally:
             ctx.engine.dispose()

@@ -19,7 +19,8 @@ import pickle
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from tiermeet.ingest.readers import Problem, Row, read_rows
 from tiermeet.services.context import Context
 from tiermeet.services.signals import PAYLOAD
 from tiermeet.services.unit import Change, jsonable, new_id
+from tiermeet.store.engine import checkpoint
 from tiermeet.store.models import Decision, ModelSuspension, Signal
 from tiermeet.store.types import to_db_text
 
@@ -44,6 +46,11 @@ BATCH = 10_000
 #: Files at least this large are read in a second process (starting it costs about a
 #: fifth of a second; below this size the file takes less than that to read).
 SECOND_PROCESS_BYTES = 8 * 1024 * 1024
+#: How long the reading process may take to end once it has sent everything.
+READER_EXIT_SECONDS = 10
+#: A bulk write checkpoints itself when its WAL grows past this, so that a very large file
+#: neither leaves a WAL of gigabytes nor hands the copying to the next kiosk that writes.
+BULK_WAL_BYTES = 512 * 1024 * 1024
 INGEST_ACTOR = "system:ingest"
 SIGN_OFF = Autonomy.SIGN_OFF.value
 #: A signal already stored under its (source, external_id) is left as it is and counted as a
@@ -83,10 +90,15 @@ class IngestService:
     def ingest(self, rows: Iterable[Row | Problem], *, origin: str, actor: str = INGEST_ACTOR) -> IngestReport:
         """Check and store ``rows``; ``origin`` (a file name) goes into the audit entry."""
         report = IngestReport()
-        now = self.ctx.clock.now()
-        with self.ctx.bulk() as bulk:
-            writer = _Writer(bulk, report, origin, actor)
-            for batch in batches(rows, self.ctx.config, now, report.rejected, BATCH):
+        prepared = batches(rows, self.ctx.config, self.ctx.clock.now(), report.rejected, BATCH)
+        first = next(prepared, None)
+        if first is None:
+            return report
+        # A full first batch may have many behind it: that write gets an engine of its own.
+        with self.ctx.bulk() if len(first.rows) >= BATCH else nullcontext(self.ctx) as target:
+            writer = _Writer(target, report, origin, actor)
+            writer.store(first)
+            for batch in prepared:
                 writer.store(batch)
         return report
 
@@ -97,33 +109,47 @@ class IngestService:
             with open(path, "rb") as stream:
                 return self.ingest(read_rows(stream, origin, fmt), origin=origin, actor=actor)
         report = IngestReport()
+        job = (str(path), fmt, origin, self.ctx.config, self.ctx.clock.now(), BATCH)
         # A fresh interpreter, not a fork: this process may hold database connections and
-        # threads that a forked child must not inherit.
-        reader = subprocess.Popen([sys.executable, "-m", "tiermeet.ingest.prepare"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE)
-        try:
-            pickle.dump((str(path), fmt, origin, self.ctx.config, self.ctx.clock.now(), BATCH), reader.stdin)
-            reader.stdin.close()
-            with self.ctx.bulk() as bulk:
-                writer = _Writer(bulk, report, origin, actor)
-                while True:
-                    try:
-                        kind, payload, rejected = pickle.load(reader.stdout)
-                    except (EOFError, pickle.UnpicklingError):
-                        raise IngestError(f"the process reading {origin} stopped (exit code {reader.wait(5)}); "
-                                          "every batch stored before it stopped is kept whole") from None
-                    report.rejected.extend(rejected)
-                    if kind == "error":
-                        raise payload
-                    if kind == "done":
-                        break
-                    writer.store(payload)
-        finally:
-            if reader.poll() is None:
+        # threads that a forked child must not inherit. -P keeps the working directory off
+        # its path, so that it imports the same tiermeet as this process.
+        with subprocess.Popen([sys.executable, "-P", "-m", "tiermeet.ingest.prepare"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE) as reader:
+            try:
+                pickle.dump(job, reader.stdin)
+                reader.stdin.close()
+                with self.ctx.bulk() as bulk:
+                    writer = _Writer(bulk, report, origin, actor)
+                    for batch in _received(reader, origin, report):
+                        writer.store(batch)
+                if reader.wait(READER_EXIT_SECONDS) != 0:
+                    raise IngestError(f"the process reading {origin} ended with exit code {reader.returncode}")
+            except BaseException:
                 reader.kill()
-            reader.stdout.close()
-            reader.wait()
+                raise
         return report
+
+
+def _received(reader: subprocess.Popen, origin: str, report: IngestReport) -> Iterator[Prepared]:
+    """The batches the reading process sends, until it says it is done; the rows it
+    refused go to ``report``, and an error it met is raised here, with its traceback."""
+    while True:
+        try:
+            kind, payload, rejected = pickle.load(reader.stdout)
+        except (EOFError, pickle.UnpicklingError):
+            try:
+                code = reader.wait(READER_EXIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                code = "none yet"
+            raise IngestError(f"the process reading {origin} stopped (exit code {code}); "
+                              "every batch stored before it stopped is kept whole") from None
+        report.rejected.extend(rejected)
+        if kind == "done":
+            return
+        if kind == "error":
+            error, where = payload
+            raise error from IngestError(f"in the process reading {origin}:\n{where}")
+        yield payload
 
 
 class _Writer:
@@ -134,6 +160,7 @@ class _Writer:
 
     def __init__(self, ctx: Context, report: IngestReport, origin: str, actor: str) -> None:
         self.ctx, self.report, self.origin, self.actor = ctx, report, origin, actor
+        self.wal = Path(f"{ctx.db_path}-wal")
         dialect = ctx.engine.dialect
         table = Signal.__table__
         for name in COLUMNS:
@@ -173,6 +200,8 @@ class _Writer:
                       after={"origin": self.origin, "count": len(ids), "last_id": ids[-1], "autonomous": len(decisions)},
                       stamp=stamp)
             report.added += len(ids)
+        if self.wal.exists() and self.wal.stat().st_size > BULK_WAL_BYTES:
+            checkpoint(self.ctx.engine)
 
 
 def _without_autonomy(row: tuple) -> tuple:
