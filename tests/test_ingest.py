@@ -282,6 +282,20 @@ def test_large_file_is_written_in_batches(services, db_path, batch):
     assert sum(len(json.loads(args)["signal_ids"]) for _, args in outbox) == 2 * batch + 2
 
 
+def test_a_bulk_write_checkpoints_when_its_wal_outgrows_the_limit(services, db_path, batch, monkeypatch):
+    from tiermeet.services import ingest
+    from tiermeet.store.engine import checkpoint
+
+    calls = []
+    monkeypatch.setattr(ingest, "checkpoint", lambda engine: calls.append(checkpoint(engine)))
+    services.ingest.ingest([Row(n, signal_record(n)) for n in range(3 * batch)], origin="within")
+    assert calls == []
+    monkeypatch.setattr(ingest, "BULK_WAL_BYTES", 0)
+    services.ingest.ingest([Row(n, signal_record(n)) for n in range(3 * batch, 6 * batch)], origin="beyond")
+    assert len(calls) == 3
+    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM signal").fetchone() == (6 * batch,)
+
+
 def _stored(db_path) -> tuple[int, list[int]]:
     conn = sqlite3.connect(db_path)
     signals = conn.execute("SELECT count(*) FROM signal").fetchone()[0]
