@@ -490,6 +490,32 @@ def test_signals_are_taken_per_row_idempotently_and_placed_as_at_local_ingest(ce
     assert pulled == local_rows
 
 
+def test_signals_that_fail_midway_leave_nothing_half_written(central, monkeypatch):
+    """The changes of a batch reach PostgreSQL while later ones are still being built; a
+    failure after hundreds of them must still leave nothing, so that the retry adds all."""
+    from tiermeet.server import apply
+
+    build = apply.signal_ingest_state
+    calls = []
+
+    def failing_at_300(initial, clock):
+        calls.append(initial["id"])
+        if len(calls) == 300:
+            raise RuntimeError("placement broke at signal 300")
+        return build(initial, clock)
+
+    records = [signal_record(n) for n in range(500)]
+    monkeypatch.setattr(apply, "signal_ingest_state", failing_at_300)
+    with http(central) as client:
+        with pytest.raises(RuntimeError, match="signal 300"):
+            client.post("/v1/signals", json={"signals": records})
+        assert central_rows(central)["signal"] == {}
+        monkeypatch.setattr(apply, "signal_ingest_state", build)
+        retry = client.post("/v1/signals", json={"signals": records}).json()
+    assert (retry["added"], retry["duplicates"], retry["rejected"]) == (500, 0, 0)
+    assert len(central_rows(central)["signal"]) == 500
+
+
 def test_posting_signals_for_a_plant_without_a_config_is_refused_clearly(central):
     from tiermeet.server.tokens import upsert_plant
 
