@@ -103,30 +103,43 @@ class Preparer:
         return Prepared(rows, ids, autonomous)
 
 
-def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, rejected: list[tuple[int, str, str]],
-            size: int) -> Iterator[Prepared]:
-    """``rows`` checked and prepared, ``size`` at a time. A row that is refused, or that
-    repeats a (source, external_id) of an earlier line, goes to ``rejected`` as (line,
-    field, reason) and never stops the others."""
-    plan = plan_of(config)
-    prepare = Preparer(config, now)
-    first_line: dict[tuple[str, str], int] = {}
-    batch: list[dict] = []
-    for row in rows:
-        if isinstance(row, Problem):
-            rejected.append((row.line, row.field, row.reason))
-            continue
+def checked(items: Iterable[tuple[int, dict]], plan: Plan, rejected: list[tuple[int, str, str]],
+            place: str) -> Iterator[tuple[int, dict]]:
+    """Each (position, record) of ``items`` that passes the contract and names a (source,
+    external_id) no earlier one named. A refused one goes to ``rejected`` as (position,
+    field, reason); ``place`` says where positions are ("on line", "at index")."""
+    first: dict[tuple[str, str], int] = {}
+    for position, data in items:
         try:
-            record = check_record(row.data, plan)
+            record = check_record(data, plan)
         except RecordError as exc:
-            rejected.append((row.line, exc.field, exc.reason))
+            rejected.append((position, exc.field, exc.reason))
             continue
         key = (record["source"], record["external_id"])
-        if key in first_line:
-            rejected.append((row.line, "external_id",
-                             f"{key[1]!r} from source {key[0]!r} already appears on line {first_line[key]}"))
+        if key in first:
+            rejected.append((position, "external_id",
+                             f"{key[1]!r} from source {key[0]!r} already appears {place} {first[key]}"))
             continue
-        first_line[key] = row.line
+        first[key] = position
+        yield position, record
+
+
+def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, rejected: list[tuple[int, str, str]],
+            size: int) -> Iterator[Prepared]:
+    """``rows`` checked and prepared, ``size`` at a time. A row that cannot be read or is
+    refused, or that repeats a (source, external_id) of an earlier line, goes to
+    ``rejected`` as (line, field, reason) and never stops the others."""
+
+    def readable() -> Iterator[tuple[int, dict]]:
+        for row in rows:
+            if isinstance(row, Problem):
+                rejected.append((row.line, row.field, row.reason))
+            else:
+                yield row.line, row.data
+
+    prepare = Preparer(config, now)
+    batch: list[dict] = []
+    for _line, record in checked(readable(), plan_of(config), rejected, "on line"):
         batch.append(record)
         if len(batch) >= size:
             yield prepare(batch)

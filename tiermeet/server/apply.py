@@ -679,8 +679,7 @@ def _signal_result(index: int, status: str, *, signal_id: str | None = None, fie
 def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: datetime) -> dict:
     """Check each record against the plant's config, store the new ones, report per row
     (a ``SignalsResponse`` as plain JSON values)."""
-    from tiermeet.ingest.contract import RecordError, check_record
-    from tiermeet.ingest.prepare import new_signal_id, plan_of
+    from tiermeet.ingest.prepare import checked as checked_records, new_signal_id, plan_of
 
     added = duplicates = 0
     results: list[dict | None] = [None] * len(records)
@@ -692,22 +691,10 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
         if config is None:
             raise HttpError(409, "no_plant_config", f"plant {plant.id!r} has no config on this server; "
                             "register it (tiermeet token create --plant … with its --config) before posting signals")
-        plan = plan_of(config)
-        checked: list[tuple[int, dict]] = []
-        first_index: dict[tuple[str, str], int] = {}
-        for index, record in enumerate(records):
-            try:
-                row = check_record(record, plan)
-            except RecordError as exc:
-                results[index] = _signal_result(index, "rejected", field=exc.field, reason=exc.reason)
-                continue
-            k = (row["source"], row["external_id"])
-            if k in first_index:
-                results[index] = _signal_result(index, "rejected", field="external_id",
-                                                reason=f"{k[1]!r} from source {k[0]!r} already appears at index {first_index[k]}")
-                continue
-            first_index[k] = index
-            checked.append((index, row))
+        rejected: list[tuple[int, str, str]] = []
+        checked = list(checked_records(enumerate(records), plan_of(config), rejected, "at index"))
+        for index, name, reason in rejected:
+            results[index] = _signal_result(index, "rejected", field=name, reason=reason)
         if not checked:
             return {"added": 0, "duplicates": 0, "rejected": len(records), "results": results}
         with write_transaction(conn):

@@ -21,6 +21,7 @@ import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
+from functools import cache
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -78,7 +79,8 @@ class IngestReport:
 
 
 class IngestError(RuntimeError):
-    """The process reading a large file stopped without saying why."""
+    """The process reading a large file stopped or ended badly; also the cause, holding its
+    traceback, of an error that process met and handed on."""
 
 
 class IngestService:
@@ -161,15 +163,7 @@ class _Writer:
     def __init__(self, ctx: Context, report: IngestReport, origin: str, actor: str) -> None:
         self.ctx, self.report, self.origin, self.actor = ctx, report, origin, actor
         self.wal = Path(f"{ctx.db_path}-wal")
-        dialect = ctx.engine.dialect
-        table = Signal.__table__
-        for name in COLUMNS:
-            if name not in CONVERTED and table.c[name].type.dialect_impl(dialect).bind_processor(dialect) is not None:
-                raise RuntimeError(f"signal.{name} converts its values; ingest's prepared rows would store them unconverted")
-        to_json = table.c.extra.type.dialect_impl(dialect).bind_processor(dialect)
-        sample = {"text": "é", "list": [1, 2.5, None, True]}
-        if to_json(None) is not None or to_json(sample) != json.dumps(sample):
-            raise RuntimeError("signal.extra stores JSON differently from json.dumps, which prepared rows use")
+        _check_conversions(type(ctx.engine.dialect))
 
     def store(self, batch: Prepared) -> None:
         report = self.report
@@ -202,6 +196,21 @@ class _Writer:
             report.added += len(ids)
         if self.wal.exists() and self.wal.stat().st_size > BULK_WAL_BYTES:
             checkpoint(self.ctx.engine)
+
+
+@cache
+def _check_conversions(dialect_class: type) -> None:
+    """Refuse to ingest if a column type of ``signal`` converts values other than the way
+    prepared rows already hold them; asked once per database driver, not per ingest."""
+    dialect = dialect_class()
+    table = Signal.__table__
+    for name in COLUMNS:
+        if name not in CONVERTED and table.c[name].type.dialect_impl(dialect).bind_processor(dialect) is not None:
+            raise RuntimeError(f"signal.{name} converts its values; ingest's prepared rows would store them unconverted")
+    to_json = table.c.extra.type.dialect_impl(dialect).bind_processor(dialect)
+    sample = {"text": "é", "list": [1, 2.5, None, True]}
+    if to_json(None) is not None or to_json(sample) != json.dumps(sample):
+        raise RuntimeError("signal.extra stores JSON differently from json.dumps, which prepared rows use")
 
 
 def _without_autonomy(row: tuple) -> tuple:

@@ -40,7 +40,8 @@ PRAGMAS = (
 #: rows touches again and again, so each is read and written once per transaction instead
 #: of spilling; and no checkpoint runs in the middle of the writing: each one copies the hot
 #: index pages back into the database again, which halved the rate of an ingest into a
-#: million signals. The bulk writer checkpoints once, at its end (``checkpoint``).
+#: million signals. The bulk writer checkpoints itself (``checkpoint``): at its end, and
+#: sooner only when its WAL has grown very large.
 BULK_PRAGMAS = (
     "PRAGMA cache_size=-131072",
     "PRAGMA wal_autocheckpoint=0",
