@@ -10,8 +10,8 @@ Targets (issue "Central API and offline sync", Speed):
 The week offline: the kiosk's services ingest 1,000 signals, create 500 actions and record
 decisions; the rest of the 50,000 mutations are owner and due-time changes, status moves,
 and comments (about the mix of sync-protocol §3.5), written as outbox rows in the shapes
-the services write. Run ``python benchmarks/sync.py --help``; ``--pg URL`` adds the
-PostgreSQL central (an empty database it may fill). It prints a table and, with ``--json``,
+the services write, each with its audit entry (which travels with it). Run ``python
+benchmarks/sync.py --help``; ``--pg URL`` adds the PostgreSQL central (an empty database it may fill). It prints a table and, with ``--json``,
 writes the figures: for each phase its wall time and the CPU seconds this process
 (``cpu_client``), the server (``cpu_server``) and, for a PostgreSQL on this machine, the
 database's processes (``cpu_db``) spent in it, with the load average before and after — on a
@@ -169,7 +169,7 @@ def offline_week(workdir: Path, total: int):
     clock = hlc.Timestamp.unpack(state["hlc"])
     rnd = random.Random(7)
     hot = actions[:20]
-    rows = []
+    rows, audits = [], []
     people = ["anna", "ben", "chen", "dora", "emil"]
     when = NOW
     while seq < total + 1:
@@ -191,15 +191,29 @@ def offline_week(workdir: Path, total: int):
             name, entity, eid, args = "comment.add", "comment", cid, {
                 "id": cid, "target": "signal", "target_id": target, "author_id": rnd.choice(people[:3]),
                 "body": f"observation {seq}", "created_at": when.isoformat().replace("+00:00", "Z"), "hlc": clock.pack()}
-        rows.append({"seq": seq, "mutation_id": uuid7().hex, "name": name, "entity": entity, "entity_id": eid,
+        mutation_id = uuid7().hex
+        rows.append({"seq": seq, "mutation_id": mutation_id, "name": name, "entity": entity, "entity_id": eid,
                      "args": json.dumps(args), "hlc": clock.pack(), "actor": "anna", "created_at": to_db_text(when),
                      "payload_sha256": payload_sha256(name, args), "attempts": 0})
+        # its audit entry, with before/after images of the size the services write
+        if entity == "action":
+            image = {"title": f"Task for {action[:8]}", "owner_id": rnd.choice(people[:3]),
+                     "due_at": (when + timedelta(days=3)).isoformat(), "status": "in_progress", "status_epoch": 0}
+            before, after = json.dumps(image), json.dumps({**image, **{k: v for k, v in args.items() if k in image}})
+        else:
+            before, after = None, json.dumps({"target": "signal", "target_id": args["target_id"], "body": args["body"]})
+        audits.append({"id": uuid7().hex, "at": to_db_text(when), "actor": "anna", "device": "offline", "entity": entity,
+                       "entity_id": eid, "op": name.split(".")[1], "before": before, "after": after, "hlc": clock.pack(),
+                       "mutation_id": mutation_id})
         seq += 1
     with device.ctx.tx("system:bench") as tx:
         tx.session.execute(text(
             "INSERT INTO outbox (seq, mutation_id, name, entity, entity_id, args, hlc, actor, created_at, payload_sha256, "
             "attempts) VALUES (:seq, :mutation_id, :name, :entity, :entity_id, :args, :hlc, :actor, :created_at, "
             ":payload_sha256, :attempts)"), rows)
+        tx.session.execute(text(
+            "INSERT INTO audit_log (id, at, actor, device, entity, entity_id, op, before, after, hlc, mutation_id) VALUES "
+            "(:id, :at, :actor, :device, :entity, :entity_id, :op, :before, :after, :hlc, :mutation_id)"), audits)
         tx._next_seq = seq
         tx._clock = clock
         tx._dirty = True

@@ -240,6 +240,31 @@ def diff(a: dict, b: dict) -> list[str]:
     return problems
 
 
+#: What identifies an audit entry's content, compared across replicas.
+AUDIT_FIELDS = ("actor", "device", "entity", "entity_id", "op", "hlc")
+
+
+def central_audit(central: Central, plant_id: str = "riverside") -> list[dict]:
+    """Every audit entry the plant's devices can pull, in log order (duplicates kept, so a
+    test can see them)."""
+    changes = Change.__table__
+    with central.engine.connect() as conn:
+        states = conn.execute(_select(changes.c.state).where(changes.c.entity == "audit", changes.c.plant_id == plant_id)
+                              .order_by(changes.c.server_seq)).scalars().all()
+    return [entry for state in states for entry in _json.loads(state)["entries"]]
+
+
+def device_audit(services: Services, *, travelling_only: bool = False) -> dict[str, dict]:
+    """A device's audit log by entry id (with ``travelling_only``, without the entries that
+    stay on the device: the config's reference data)."""
+    where = " WHERE NOT (entity = 'person' AND op = 'config')" if travelling_only else ""
+    with services.ctx.read() as session:
+        rows = session.execute(_text(f"SELECT id, {', '.join(AUDIT_FIELDS)}, before, after FROM audit_log{where}")).all()
+    return {str(_uuid.UUID(r[0])): {**dict(zip(AUDIT_FIELDS, r[1:7])),
+                                    "before": None if r[7] is None else _json.loads(r[7]),
+                                    "after": None if r[8] is None else _json.loads(r[8])} for r in rows}
+
+
 def outbox_size(services: Services) -> int:
     with services.ctx.read() as session:
         return session.execute(_text("SELECT count(*) FROM outbox")).scalar_one()

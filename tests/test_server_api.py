@@ -318,16 +318,19 @@ def test_pull_pages_in_order_and_an_epoch_change_gives_410(central, tmp_path):
     kiosk = make_device(tmp_path, "k1")
     kiosk.ingest.ingest([Row(i, signal_record(i)) for i in range(25)], origin="t")
     assert client_for(kiosk, central).run_round().ok
-    seen, cursor = [], 0
+    seen, entities, cursor = [], [], 0
     with http(central) as client:
         while True:
             page = client.get("/v1/sync/pull", params={"cursor": cursor, "limit": 7}, headers={"X-Client-Id": "r"}).json()
             seen += [c["server_seq"] for c in page["changes"]]
+            entities += [c["entity"] for c in page["changes"]]
             cursor = page["next_cursor"]
             if not page["has_more"]:
                 break
         epoch = page["server_epoch"]
-        assert seen == sorted(seen) and len(seen) == 25
+        # the 25 signals, and one change holding the push's audit entries
+        assert seen == sorted(seen) and len(seen) == 26
+        assert entities.count("signal") == 25 and entities.count("audit") == 1
         new_epoch(central.engine)
         gone = client.get("/v1/sync/pull", params={"cursor": cursor, "epoch": epoch}, headers={"X-Client-Id": "r"})
         assert gone.status_code == 410 and gone.json()["reset"] == "epoch_changed"

@@ -3,7 +3,8 @@
 requests delivered twice, old pushes replayed late, 503s, and device clocks hours apart.
 After the network heals and everyone syncs, every device holds exactly what the server
 holds, every change made anywhere was applied once or rejected with a reason the device
-recorded, and nothing was applied twice.
+recorded, nothing was applied twice, and every device's audit log holds every entry made
+anywhere, once.
 """
 
 import random
@@ -15,8 +16,8 @@ from sqlalchemy import select, text
 
 from conftest import signal_record
 from sync_helpers import (
-    NOW, FaultyTransport, central_rows, client_for, device_rows, diff, make_central, make_device,
-    outbox_size, server_urls,
+    AUDIT_FIELDS, NOW, FaultyTransport, central_audit, central_rows, client_for, device_audit, device_rows, diff,
+    make_central, make_device, outbox_size, server_urls,
 )
 from tiermeet.domain.errors import DomainError
 from tiermeet.ingest.readers import Row
@@ -162,6 +163,15 @@ def check_converged(central, fleet):
             local = {str(uuid.UUID(r[0])) for r in session.execute(text("SELECT mutation_id FROM rejection"))}
         rejected = {p.mutation_id for p in processed if p.status == "rejected" and p.client_id == device.client.client_id}
         assert local == rejected
+    # the audit log: each entry once at central, and every device holds them all
+    entries = central_audit(central)
+    ids = [e["id"] for e in entries]
+    assert len(ids) == len(set(ids)), "an audit entry was logged twice"
+    central_log = {e["id"]: {**{f: e[f] for f in AUDIT_FIELDS}, "before": e["before"], "after": e["after"]} for e in entries}
+    for device in fleet:
+        local = device_audit(device.services, travelling_only=True)
+        assert set(local) == set(central_log), (device.name, sorted(set(local) ^ set(central_log))[:5])
+        assert local == central_log, device.name
     # no comment doubled
     rows = central_rows(central)["comment"]
     bodies = [r["body"] for r in rows.values()]

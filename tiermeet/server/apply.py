@@ -42,6 +42,8 @@ _CHUNK = 500
 _CHANGE_COLUMNS = ("server_seq", "plant_id", "shared", "entity", "entity_id", "state", "origin_client_id", "origin_seq",
                    "hlc", "committed_at")
 SERVER_ORIGIN = "server"
+#: The pull log's entity for a batch of audit entries (``{"entries": [...]}``).
+AUDIT = "audit"
 #: Groups that, once a record has them, make it "created".
 _CREATED = {"signal": "payload"}
 
@@ -211,16 +213,28 @@ class _Work:
     def put(self, rec: _Rec, state: dict, *, origin: str | None, origin_seq: int | None, stamp: str) -> int:
         rec.state = state
         rec.dirty = True
-        self.version += 1
-        rec.server_seq = self.version
+        rec.server_seq = self.log(rec.entity, rec.entity_id, state, plant_id=rec.plant_id, shared=rec.shared,
+                                  origin=origin, origin_seq=origin_seq, stamp=stamp)
         self.cache[(rec.entity, rec.entity_id)] = rec
-        change = (self.version, rec.plant_id, rec.shared, rec.entity, rec.entity_id, _dumps(state), origin, origin_seq,
-                  stamp, self.now_db)
+        return rec.server_seq
+
+    def log(self, entity: str, entity_id: str, state: Any, *, plant_id: str, shared: bool, origin: str | None,
+            origin_seq: int | None, stamp: str) -> int:
+        """Append one change to the pull log; returns its ``server_seq``."""
+        self.version += 1
+        change = (self.version, plant_id, shared, entity, entity_id, _dumps(state), origin, origin_seq, stamp, self.now_db)
         if self._copy is not None:
             self._copy.write_row(change)
         else:
             self.changes.append(change)
         return self.version
+
+    def log_audit(self, entries: list[dict], *, origin: str | None, origin_seq: int | None) -> None:
+        """Audit entries for the plant's devices to pull: one change holding them all (they
+        are append-only and keyed by their own ids, so no record state merges them)."""
+        if entries:
+            self.log(AUDIT, entries[0]["id"], {"entries": entries}, plant_id=self.plant.id, shared=False,
+                     origin=origin, origin_seq=origin_seq, stamp=self.clock.pack())
 
     @contextmanager
     def streaming_changes(self) -> Iterator[None]:
@@ -512,6 +526,9 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
             planned[m.seq] = (mutation, deltas, skew)
         work.prefetch(keys)
         rows = []
+        # The audit entries of every mutation processed here, applied or rejected: each
+        # happened on the device, and the audit log of every replica keeps it.
+        audit: list[dict] = []
         for m in req.mutations:
             if m.seq <= last:
                 record = processed.get(m.seq)
@@ -532,6 +549,7 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
                 results.append(_result(m.seq, "duplicate", earlier.server_seq, earlier.reason))
                 continue
             mutation, deltas, skew = planned[m.seq]
+            audit.extend(entry.model_dump(mode="json") for entry in m.audit)
             status, reason, detail, server_seq, extra, server_state = "applied", None, None, None, {}, None
             try:
                 if isinstance(deltas, MutationError):
@@ -551,6 +569,7 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
             rows.append((client_id, m.seq, m.mutation_id, m.name, m.payload_sha256, status, reason, server_seq,
                          _dumps({"detail": detail, **extra}) if (detail or extra) else None, skew, work.now_db))
             results.append(_result(m.seq, status, server_seq, reason, detail, server_state))
+        work.log_audit(audit, origin=client_id, origin_seq=last)
         work.flush()
         _insert_many(conn, "processed_mutations", ("client_id", "seq", "mutation_id", "name", "payload_sha256", "status",
                                                    "reason", "server_seq", "result", "clock_skew", "processed_at"), rows)

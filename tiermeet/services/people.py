@@ -60,5 +60,5 @@ class PeopleService:
                 else:
                     for name, value in row.items():
                         setattr(person, name, value)
-                tx.audit_only(entity="person", entity_id=pid, op="config", before=stored.get(pid), after=row)
+                tx.audit_local(entity="person", entity_id=pid, op="config", before=stored.get(pid), after=row)
             return len(changes)

@@ -6,6 +6,11 @@ per-device sequence number and a hybrid-logical-clock stamp. They share the tran
 with the change itself, so after a crash either all three are there or none is.
 ``Tx.record_many`` does the same for thousands of changes of one kind at once (the sweep),
 with one executemany per table (``insert_many``) instead of one ORM object per row.
+
+Each audit entry names the mutation that carries it to the other replicas. Entries for
+facts that sync nothing else (a model suspended, a review) ride on another mutation of
+their transaction, or on one ``audit.append`` written when it ends. Changes of the
+config's reference data, which every device loads for itself, stay local.
 """
 
 import hashlib
@@ -76,6 +81,12 @@ class Tx:
         self._next_seq = int(state.get("next_seq", "1"))
         self._clock = hlc.Timestamp.unpack(state["hlc"]) if "hlc" in state else hlc.ZERO
         self._dirty = "client_id" not in state
+        #: Audit entries without a mutation of their own ride on the transaction's last
+        #: mutation so far; before there is one, on the id reserved here for the next one
+        #: (or, if none comes, for an ``audit.append``), with their ids for its args.
+        self._last_mutation: uuid.UUID | None = None
+        self._carrier: uuid.UUID | None = None
+        self._carried: list[str] = []
 
     def stamp(self) -> str:
         """The next HLC timestamp of this device, packed."""
@@ -100,47 +111,80 @@ class Tx:
         ``stamp`` is the HLC the change's own rows already carry (from ``Tx.stamp``)."""
         stamp = stamp or self.stamp()
         entity_key = str(entity_id)
-        self.session.add(AuditEntry(**self._audit_row(entity, entity_key, op, before, after, stamp)))
-        self.session.add(OutboxMutation(**self._outbox_row(entity, entity_key, mutation, args, stamp)))
+        outbox = self._outbox_row(entity, entity_key, mutation, args, stamp)
+        self.session.add(AuditEntry(**self._audit_row(entity, entity_key, op, before, after, stamp, outbox["mutation_id"])))
+        self.session.add(OutboxMutation(**outbox))
         return stamp
 
     def audit_only(self, *, entity: str, entity_id: Any, op: str, before: dict | None = None, after: dict | None = None) -> None:
-        """An audit entry without a sync mutation, for local-only facts (config reference data)."""
+        """An audit entry for a fact that syncs nothing else (a model suspended, a config
+        change): another mutation of the transaction carries it, or an ``audit.append``."""
         self.session.add(AuditEntry(**self._audit_row(entity, str(entity_id), op, before, after, self.stamp())))
+
+    def audit_local(self, *, entity: str, entity_id: Any, op: str, before: dict | None = None, after: dict | None = None) -> None:
+        """An audit entry that stays on this device: a change of the config's reference data,
+        which every device loads for itself."""
+        self.session.add(AuditEntry(**self._audit_row(entity, str(entity_id), op, before, after, self.stamp(), travels=False)))
 
     def record_many(self, *, entity: str, op: str, mutation: str | None, changes: Sequence[Change]) -> list[str]:
         """``record`` for many changes of one kind: each still gets its own audit entry and,
-        unless ``mutation`` is None (a local-only fact, as in ``audit_only``), its own outbox
-        mutation with the next sequence number — but each table is written with one
+        unless ``mutation`` is None (its entries then travel as in ``audit_only``), its own
+        outbox mutation with the next sequence number — but each table is written with one
         executemany, not an ORM object per row, so thousands cost milliseconds. Returns each
         change's HLC, in order."""
         audits, mutations, stamps = [], [], []
         for change in changes:
             stamp = change.stamp or self.stamp()
             entity_key = str(change.entity_id)
-            audits.append(self._audit_row(entity, entity_key, op, change.before, change.after, stamp))
+            carrier = None
             if mutation is not None:
                 mutations.append(self._outbox_row(entity, entity_key, mutation, change.args or {}, stamp))
+                carrier = mutations[-1]["mutation_id"]
+            audits.append(self._audit_row(entity, entity_key, op, change.before, change.after, stamp, carrier))
             stamps.append(stamp)
         insert_many(self.session, AuditEntry.__table__, audits)
         insert_many(self.session, OutboxMutation.__table__, mutations)
         return stamps
 
-    def _audit_row(self, entity: str, entity_key: str, op: str, before: dict | None, after: dict | None, stamp: str) -> dict:
-        return {"id": new_id(), "at": self.now, "actor": self.actor, "device": self.device.name, "entity": entity,
-                "entity_id": entity_key, "op": op, "before": jsonable(before), "after": jsonable(after), "hlc": stamp}
+    def _audit_row(self, entity: str, entity_key: str, op: str, before: dict | None, after: dict | None, stamp: str,
+                   mutation_id: uuid.UUID | None = None, *, travels: bool = True) -> dict:
+        """An audit entry, carried by ``mutation_id``, else (unless it stays here) by the
+        mutation ``_carrier_for`` names."""
+        entry_id = new_id()
+        if mutation_id is None and travels:
+            mutation_id = self._carrier_for(entry_id)
+        return {"id": entry_id, "at": self.now, "actor": self.actor, "device": self.device.name, "entity": entity,
+                "entity_id": entity_key, "op": op, "before": jsonable(before), "after": jsonable(after), "hlc": stamp,
+                "mutation_id": mutation_id}
+
+    def _carrier_for(self, entry_id: uuid.UUID) -> uuid.UUID:
+        """The mutation that carries an audit entry of no mutation of its own."""
+        if self._last_mutation is not None:
+            return self._last_mutation
+        if self._carrier is None:
+            self._carrier = new_id()
+        self._carried.append(str(entry_id))
+        return self._carrier
 
     def _outbox_row(self, entity: str, entity_key: str, mutation: str, args: dict, stamp: str) -> dict:
-        """The next outbox mutation; takes its sequence number."""
+        """The next outbox mutation; takes its sequence number, and the id that audit entries
+        written before it reserved."""
         args = jsonable(args)
-        row = {"seq": self._next_seq, "mutation_id": new_id(), "name": mutation, "entity": entity, "entity_id": entity_key,
-               "args": args, "hlc": stamp, "actor": self.actor, "created_at": self.now,
+        mutation_id = self._carrier or new_id()
+        row = {"seq": self._next_seq, "mutation_id": mutation_id, "name": mutation, "entity": entity,
+               "entity_id": entity_key, "args": args, "hlc": stamp, "actor": self.actor, "created_at": self.now,
                "payload_sha256": payload_sha256(mutation, args), "attempts": 0, "last_error": None}
         self._next_seq += 1
+        self._last_mutation, self._carrier, self._carried = mutation_id, None, []
         return row
 
     def save_state(self) -> None:
-        """Persist the sequence counter and clock with the transaction they were used in."""
+        """Write the ``audit.append`` mutation if audit entries still wait for a carrier, and
+        persist the sequence counter and clock with the transaction they were used in."""
+        if self._carrier is not None:
+            carried = self._carried
+            self.session.add(OutboxMutation(**self._outbox_row(
+                "audit", carried[0], "audit.append", {"audit_ids": carried}, self.stamp())))
         if not self._dirty:
             return
         rows = [{"key": "client_id", "value": self.client_id}, {"key": "next_seq", "value": str(self._next_seq)},

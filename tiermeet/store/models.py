@@ -202,7 +202,10 @@ class Comment(SQLModel, table=True):
 
 
 class AuditEntry(SQLModel, table=True):
-    """One change, who made it, where and when; never updated or deleted."""
+    """One change, who made it, where and when; never updated or deleted.
+
+    Entries travel to the other replicas with the outbox mutation named by ``mutation_id``
+    (written in the same transaction); an entry pulled from another device has none."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_entity", "entity", "entity_id", "hlc"),)
@@ -217,6 +220,7 @@ class AuditEntry(SQLModel, table=True):
     before: dict | None = _json(default=None)
     after: dict | None = _json(default=None)
     hlc: str
+    mutation_id: uuid.UUID | None = Field(default=None, index=True)
 
 
 class OutboxMutation(SQLModel, table=True):

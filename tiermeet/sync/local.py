@@ -1,7 +1,8 @@
 """The device side of sync, in its own database: what to push, and applying what comes back.
 
 - ``pending`` reads outbox rows in seq order, each with its context (the audit images of a
-  lifecycle change; the payload of ingested signals), as they go on the wire.
+  lifecycle change; the payload of ingested signals) and the audit entries written with
+  it, as they go on the wire.
 - ``apply_push_response`` moves acknowledged rows to ``outbox_archive``, copies rejections
   to ``rejection`` and puts back the server's version of what a rejected change touched.
 - ``apply_pull_page`` merges a page of changes, moves the cursor and drops acknowledged
@@ -36,6 +37,8 @@ from tiermeet.sync import jsonutil, merge
 from tiermeet.sync.mutations import NEEDS_IMAGES, Mutation, MutationError, deltas_of
 from tiermeet.sync.protocol import iso
 
+#: The pull log's entity for a batch of audit entries (as the server names it).
+AUDIT = "audit"
 #: How long acknowledged mutations are kept for a re-push after a server restore.
 ARCHIVE_DAYS = 30
 #: Target size of one push body; a single larger mutation still goes alone.
@@ -208,6 +211,27 @@ def _wires(session: Session, rows: list["_Row"]) -> list[dict]:
             for row, context in zip(rows, _contexts(session, rows))]
 
 
+def _with_audit(session: Session, wires: list[dict]) -> list[dict]:
+    """``wires`` each with the audit entries written with its mutation (found for all in a
+    few queries), as they travel: entries are append-only, so every replica gets them."""
+    by_id = {uuid.UUID(w["mutation_id"]).hex: w for w in wires}
+    for w in wires:
+        w["audit"] = []
+    ids = list(by_id)
+    loads = jsonutil.loads
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for mid, entry_id, at, actor, device, entity, entity_id, op, before, after, stamp in session.execute(text(
+                "SELECT mutation_id, id, at, actor, device, entity, entity_id, op, before, after, hlc FROM audit_log "
+                f"WHERE mutation_id IN ({', '.join(f':m{n}' for n in range(len(chunk)))}) ORDER BY rowid"),
+                {f"m{n}": v for n, v in enumerate(chunk)}):
+            by_id[mid]["audit"].append({
+                "id": str(uuid.UUID(entry_id)), "at": at + "+00:00", "actor": actor, "device": device, "entity": entity,
+                "entity_id": entity_id, "op": op, "before": None if before is None else loads(before),
+                "after": None if after is None else loads(after), "hlc": stamp})
+    return wires
+
+
 @dataclass(frozen=True)
 class _Row:
     seq: int
@@ -252,7 +276,7 @@ def pending(engine: Engine, *, limit: int = 500, max_bytes: int = PUSH_BYTES, af
         else:
             rows = _rows(session, "outbox_archive", "WHERE seq >= :a AND seq <= :b",
                          {"a": archived_from, "b": archived_to if archived_to is not None else 2**62}, limit)
-        wires = _wires(session, rows)
+        wires = _with_audit(session, _wires(session, rows))
     mutations, encoded, size = [], [], 0
     for wire in wires:
         data = jsonutil.dumpb(wire)
@@ -427,9 +451,13 @@ def _pending_deltas(session: Session, keys: set[tuple[str, str]], client_id: str
 
 
 def _apply_states(session: Session, items: list[tuple[str, str, dict]], client_id: str) -> None:
-    """Merge server states into the shadow, re-apply pending local changes, write the rows."""
+    """Merge server states into the shadow, re-apply pending local changes, write the rows;
+    pulled audit entries are appended."""
     merged: dict[tuple[str, str], dict] = {}
     for entity, entity_id, state in items:
+        if entity == AUDIT:
+            _append_audit(session, state["entries"])
+            continue
         k = (entity, entity_id)
         merged[k] = merge.join(entity, merged.get(k), state)
     keys = list(merged)
@@ -467,6 +495,17 @@ def _apply_states(session: Session, items: list[tuple[str, str, dict]], client_i
         rows.setdefault(entity, []).append(row)
     for entity, table_rows in ((e, rows[e]) for e in TABLES if e in rows):
         _write_rows(session, entity, table_rows)
+
+
+def _append_audit(session: Session, entries: list[dict]) -> None:
+    """Audit entries from the server, each stored once (this device's own come back too);
+    without a mutation id, as they are not this device's to push."""
+    session.connection().exec_driver_sql(
+        "INSERT INTO audit_log (id, at, actor, device, entity, entity_id, op, before, after, hlc) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        [(uuid.UUID(e["id"]).hex, to_db_text(_parse_time(e["at"])), e["actor"], e["device"], e["entity"], e["entity_id"],
+          e["op"], None if e["before"] is None else jsonutil.dumps(e["before"]),
+          None if e["after"] is None else jsonutil.dumps(e["after"]), e["hlc"]) for e in entries])
 
 
 def _write_rows(session: Session, entity: str, rows: list[dict]) -> None:

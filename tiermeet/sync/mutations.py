@@ -31,7 +31,7 @@ ACTION_STAMP = {"in_progress": "started_at", "done": "done_at", "verified": "ver
 
 NAMES = ("signal.ingest", "signal.acknowledge", "signal.decide", "signal.escalate", "signal.resolve", "signal.reopen",
          "action.create", "action.set_owner", "action.set_due", "action.set_status", "action.reopen", "comment.add",
-         "meeting.start", "meeting.attend", "meeting.end")
+         "meeting.start", "meeting.attend", "meeting.end", "audit.append")
 #: Mutations whose context must carry the audit entry's lifecycle images.
 NEEDS_IMAGES = frozenset({"signal.acknowledge", "signal.decide", "signal.escalate", "signal.resolve", "signal.reopen"})
 
@@ -242,4 +242,6 @@ def deltas_of(m: Mutation) -> list[Delta]:
         meeting_id = str(_arg(args, "meeting_id"))
         return [Delta("meeting", meeting_id, {"end": [clock, {"ended_at": _arg(args, "ended_at"), "notes": args.get("notes")}]},
                       must_exist=True)]
+    if name == "audit.append":
+        return []  # it only carries audit entries (``WireMutation.audit``), which change no record
     raise MutationError("unknown_mutation", f"this server does not know the mutation {name!r}")

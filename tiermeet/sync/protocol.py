@@ -15,6 +15,9 @@ PROTOCOL_VERSION = 1
 #: Most mutations in one push, and most signals in one POST /v1/signals.
 MAX_PUSH_MUTATIONS = 500
 MAX_SIGNALS = 1000
+#: Most audit entries one mutation carries (a sweep flags or an ingest decides at most a
+#: batch of signals in one transaction).
+MAX_AUDIT_PER_MUTATION = 20_000
 #: Largest request body the server reads.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 #: Default and largest pull page.
@@ -32,6 +35,22 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class AuditRecord(_Message):
+    """An audit entry as it travels between replicas (append-only; the same ``id`` twice is
+    one entry)."""
+
+    id: str = Field(pattern=ID_PATTERN, description="UUIDv7 made by the device that wrote the entry.")
+    at: datetime
+    actor: str = Field(max_length=200)
+    device: str = Field(max_length=200, description="The kiosk or system that wrote the entry.")
+    entity: str = Field(max_length=100)
+    entity_id: str = Field(max_length=100)
+    op: str = Field(max_length=100)
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    hlc: str = Field(pattern=HLC_PATTERN)
+
+
 class WireMutation(_Message):
     """One mutation from a device's outbox, in its sequence."""
 
@@ -47,6 +66,9 @@ class WireMutation(_Message):
     payload_sha256: str = Field(pattern=SHA256_PATTERN, description="SHA-256 of the name and args, as the device wrote them.")
     context: dict[str, Any] = Field(default_factory=dict,
                                     description="What the device read beside the mutation: lifecycle images, signal payloads.")
+    audit: list[AuditRecord] = Field(default_factory=list, max_length=MAX_AUDIT_PER_MUTATION,
+                                     description="The audit entries written with the mutation; the plant's other "
+                                                 "devices receive them in their pulls.")
 
 
 class PushRequest(_Message):
