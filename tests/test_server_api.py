@@ -29,6 +29,7 @@ from tiermeet.services.requests import ActionSpec
 from tiermeet.store.models import Signal
 from tiermeet.store.models_sync import ApiToken, ProcessedMutation, SyncEntity
 from tiermeet.sync import local
+from tiermeet.sync.protocol import MAX_PUSH_MUTATIONS
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -65,7 +66,7 @@ def test_health_needs_no_token_and_the_openapi_describes_every_route(central):
     assert {"/v1/health", "/v1/sync/push", "/v1/sync/pull", "/v1/signals", "/v1/sync/status"} <= set(paths)
     assert set(paths["/v1/sync/push"]["post"]["responses"]) >= {"200", "401", "403", "409", "413", "422", "503"}
     assert "410" in paths["/v1/sync/pull"]["get"]["responses"]
-    assert schema["components"]["schemas"]["PushRequest"]["properties"]["mutations"]["maxItems"] == 500
+    assert schema["components"]["schemas"]["PushRequest"]["properties"]["mutations"]["maxItems"] == MAX_PUSH_MUTATIONS == 1000
     assert schema["components"]["schemas"]["SignalsRequest"]["properties"]["signals"]["maxItems"] == 1000
 
 
@@ -282,7 +283,7 @@ def test_body_size_and_batch_limits(central):
         assert too_many.status_code == 422 and too_many.json()["code"] == "invalid_request"
         mutation = {"seq": 1, "mutation_id": "m", "name": "x", "entity": "x", "entity_id": "x", "hlc": "0" * 16,
                     "actor": "a", "created_at": NOW.isoformat(), "args": {}, "payload_sha256": "0" * 64}
-        assert client.post("/v1/sync/push", json=push_body("k", [mutation] * 501)).status_code == 422
+        assert client.post("/v1/sync/push", json=push_body("k", [mutation] * (MAX_PUSH_MUTATIONS + 1))).status_code == 422
         assert client.get("/v1/sync/pull", params={"limit": 100_000}, headers={"X-Client-Id": "k"}).status_code == 422
 
 

@@ -30,7 +30,7 @@ from tiermeet.store.types import to_db_text
 from tiermeet.store.models_sync import Change, ProcessedMutation, SignalKey, SyncClient, SyncEntity
 from tiermeet.sync import jsonutil, merge
 from tiermeet.sync.mutations import Delta, Mutation, MutationError, deltas_of, signal_ingest_state
-from tiermeet.sync.protocol import PROTOCOL_VERSION, PushRequest, iso, mutation_of
+from tiermeet.sync.protocol import PROTOCOL_VERSION, AuditRecord, PushRequest, iso, mutation_of
 
 ENT = SyncEntity.__table__
 CHG = Change.__table__
@@ -213,27 +213,28 @@ class _Work:
     def put(self, rec: _Rec, state: dict, *, origin: str | None, origin_seq: int | None, stamp: str) -> int:
         rec.state = state
         rec.dirty = True
-        rec.server_seq = self.log(rec.entity, rec.entity_id, state, plant_id=rec.plant_id, shared=rec.shared,
+        rec.server_seq = self.log(rec.entity, rec.entity_id, _dumps(state), plant_id=rec.plant_id, shared=rec.shared,
                                   origin=origin, origin_seq=origin_seq, stamp=stamp)
         self.cache[(rec.entity, rec.entity_id)] = rec
         return rec.server_seq
 
-    def log(self, entity: str, entity_id: str, state: Any, *, plant_id: str, shared: bool, origin: str | None,
+    def log(self, entity: str, entity_id: str, state: str, *, plant_id: str, shared: bool, origin: str | None,
             origin_seq: int | None, stamp: str) -> int:
-        """Append one change to the pull log; returns its ``server_seq``."""
+        """Append one change (``state`` as JSON text) to the pull log; returns its ``server_seq``."""
         self.version += 1
-        change = (self.version, plant_id, shared, entity, entity_id, _dumps(state), origin, origin_seq, stamp, self.now_db)
+        change = (self.version, plant_id, shared, entity, entity_id, state, origin, origin_seq, stamp, self.now_db)
         if self._copy is not None:
             self._copy.write_row(change)
         else:
             self.changes.append(change)
         return self.version
 
-    def log_audit(self, entries: list[dict], *, origin: str | None, origin_seq: int | None) -> None:
+    def log_audit(self, entries: list[AuditRecord], *, origin: str | None, origin_seq: int | None) -> None:
         """Audit entries for the plant's devices to pull: one change holding them all (they
         are append-only and keyed by their own ids, so no record state merges them)."""
         if entries:
-            self.log(AUDIT, entries[0]["id"], {"entries": entries}, plant_id=self.plant.id, shared=False,
+            state = '{"entries":[' + ",".join(entry.model_dump_json() for entry in entries) + "]}"
+            self.log(AUDIT, str(entries[0].id), state, plant_id=self.plant.id, shared=False,
                      origin=origin, origin_seq=origin_seq, stamp=self.clock.pack())
 
     @contextmanager
@@ -528,7 +529,7 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
         rows = []
         # The audit entries of every mutation processed here, applied or rejected: each
         # happened on the device, and the audit log of every replica keeps it.
-        audit: list[dict] = []
+        audit: list[AuditRecord] = []
         for m in req.mutations:
             if m.seq <= last:
                 record = processed.get(m.seq)
@@ -549,7 +550,7 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
                 results.append(_result(m.seq, "duplicate", earlier.server_seq, earlier.reason))
                 continue
             mutation, deltas, skew = planned[m.seq]
-            audit.extend(entry.model_dump(mode="json") for entry in m.audit)
+            audit.extend(m.audit)
             status, reason, detail, server_seq, extra, server_state = "applied", None, None, None, {}, None
             try:
                 if isinstance(deltas, MutationError):

@@ -16,7 +16,7 @@ raises; the result says what happened) and ``sync_status(services) -> SyncStatus
 import functools
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -234,7 +234,13 @@ class SyncClient:
                                       "Content-Type": "application/json"})
 
     def _push(self, batch: local.Batch, result: RoundResult) -> dict:
-        response = self._post_push(batch, result)
+        data = self._answer(self._post_push(batch, result), result)
+        self._record(data, batch, result)
+        return data
+
+    def _answer(self, response: httpx.Response, result: RoundResult) -> dict:
+        """The server's answer to a push, not yet recorded here; after ``seq_reused``, the
+        pending changes are renumbered and ``_Renumbered`` raised."""
         if response.status_code == 422 and _code(response) == "seq_reused":
             expected = response.json().get("expected_seq")
             moved = local.renumber_pending(self.engine, int(expected))
@@ -242,48 +248,64 @@ class SyncClient:
                                 f"changes from seq {expected}")
             raise _Renumbered
         self._check(response)
-        data = jsonutil.loads(response.content)
+        return jsonutil.loads(response.content)
+
+    def _record(self, data: dict, batch: local.Batch, result: RoundResult) -> None:
+        """Record the server's answer to a push here (acknowledged changes archived,
+        rejections kept to show), and count it."""
         counts = local.apply_push_response(self.engine, data, batch.mutations, now=self._now(), wall_ms=self._wall_ms())
         result.pushed += counts["applied"] + counts["rejected"]
         result.applied += counts["applied"]
         result.duplicates += counts["duplicate"]
         result.rejected += counts["rejected"]
-        return data
 
     def _push_all(self, result: RoundResult) -> None:
         """Push the outbox in batches, one request at a time. While the server applies a
-        batch, the next one is read and encoded here; it is sent only if the server took
-        the whole batch before it (otherwise the outbox is read again from its start)."""
+        batch, the answer to the batch before is recorded here and the next batch is read
+        and encoded; the next is sent only if the server took the whole batch before it
+        (otherwise the outbox is read again from its start). An answer the process stops
+        before recording costs nothing: those changes are pushed again, and the server
+        answers them as duplicates."""
         renumbered = False
         stalls = 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiermeet-push") as reader:
-            batch = local.pending(self.engine, limit=self.batch)
-            while batch.mutations:
-                first, last = batch.mutations[0]["seq"], batch.mutations[-1]["seq"]
-                upcoming = reader.submit(local.pending, self.engine, limit=self.batch, after_seq=last)
-                try:
-                    data = self._push(batch, result)
-                except _Renumbered:
-                    if renumbered:
-                        raise SyncError("protocol", "the server refused the renumbered changes as reused sequence numbers too") from None
-                    renumbered = True
-                    upcoming.result()
-                    batch = local.pending(self.engine, limit=self.batch)
-                    continue
-                if data.get("expected_seq") is not None:
-                    self._fill_gap(int(data["expected_seq"]), first - 1, result)
-                if data["last_processed_seq"] < first:
-                    stalls += 1
-                    if stalls > 2:
-                        raise SyncError("protocol", f"the server does not take seq {first} "
-                                                    f"(it has {data['last_processed_seq']})")
-                else:
-                    stalls = 0
-                if data["last_processed_seq"] >= last:
-                    batch = upcoming.result()
-                else:
-                    upcoming.result()
-                    batch = local.pending(self.engine, limit=self.batch)
+        recording = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiermeet-push") as worker:
+            try:
+                batch = local.pending(self.engine, limit=self.batch)
+                while batch.mutations:
+                    first, last = batch.mutations[0]["seq"], batch.mutations[-1]["seq"]
+                    upcoming = worker.submit(local.pending, self.engine, limit=self.batch, after_seq=last)
+                    response = self._post_push(batch, result)
+                    recording = _settled(recording)
+                    try:
+                        data = self._answer(response, result)
+                    except _Renumbered:
+                        if renumbered:
+                            raise SyncError("protocol", "the server refused the renumbered changes as reused sequence "
+                                                        "numbers too") from None
+                        renumbered = True
+                        upcoming.result()
+                        batch = local.pending(self.engine, limit=self.batch)
+                        continue
+                    recording = worker.submit(self._record, data, batch, result)
+                    if data.get("expected_seq") is not None:
+                        recording = _settled(recording)
+                        self._fill_gap(int(data["expected_seq"]), first - 1, result)
+                    if data["last_processed_seq"] < first:
+                        stalls += 1
+                        if stalls > 2:
+                            raise SyncError("protocol", f"the server does not take seq {first} "
+                                                        f"(it has {data['last_processed_seq']})")
+                    else:
+                        stalls = 0
+                    if data["last_processed_seq"] >= last:
+                        batch = upcoming.result()
+                    else:
+                        upcoming.result()
+                        recording = _settled(recording)
+                        batch = local.pending(self.engine, limit=self.batch)
+            finally:
+                _settled(recording)
 
     def _fill_gap(self, first: int, last: int, result: RoundResult) -> None:
         """The server needs changes it had acknowledged before (it was restored): send them
@@ -346,6 +368,12 @@ class SyncClient:
 
 class _Renumbered(Exception):
     pass
+
+
+def _settled(recording: Future | None) -> None:
+    """Wait for a push's answer to be recorded (raising what recording it raised)."""
+    if recording is not None:
+        recording.result()
 
 
 def _code(response: httpx.Response) -> str | None:

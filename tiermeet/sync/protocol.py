@@ -4,16 +4,17 @@ The server validates every request body against these models, and FastAPI builds
 OpenAPI description from them, so what the docs say is what is checked.
 """
 
+import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tiermeet.sync.mutations import Mutation
 
 PROTOCOL_VERSION = 1
 #: Most mutations in one push, and most signals in one POST /v1/signals.
-MAX_PUSH_MUTATIONS = 500
+MAX_PUSH_MUTATIONS = 1000
 MAX_SIGNALS = 1000
 #: Most audit entries one mutation carries (a sweep flags or an ingest decides at most a
 #: batch of signals in one transaction).
@@ -39,8 +40,8 @@ class AuditRecord(_Message):
     """An audit entry as it travels between replicas (append-only; the same ``id`` twice is
     one entry)."""
 
-    id: str = Field(pattern=ID_PATTERN, description="UUIDv7 made by the device that wrote the entry.")
-    at: datetime
+    id: uuid.UUID = Field(description="UUIDv7 made by the device that wrote the entry.")
+    at: AwareDatetime
     actor: str = Field(max_length=200)
     device: str = Field(max_length=200, description="The kiosk or system that wrote the entry.")
     entity: str = Field(max_length=100)
