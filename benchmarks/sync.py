@@ -302,7 +302,8 @@ def decision_latency(workdir: Path, base: str, token: str) -> float:
     stop = threading.Event()
 
     def syncing():
-        with SyncClient(device.ctx.engine, server_url=base, token=token) as client:
+        # as the kiosk app syncs: in the background
+        with SyncClient(device.ctx.engine, server_url=base, token=token, background=True) as client:
             while not stop.is_set():
                 client.run_round()
 

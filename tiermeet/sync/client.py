@@ -109,16 +109,26 @@ class RoundResult:
         return EXIT_OK
 
 
+#: Mutations per push for a sync behind a kiosk's screen (``background``).
+BACKGROUND_BATCH = 500
+
+
 class SyncClient:
-    """Syncs one device database with a server."""
+    """Syncs one device database with a server.
+
+    ``background``: the sync runs in a kiosk app, beside a person recording decisions. It
+    then pushes smaller batches and records each answer before sending the next batch, so
+    that its writes and its Python work leave the app's own transactions room (a decision
+    stays within its 20 ms); ``tiermeet sync`` pushes at full speed."""
 
     def __init__(self, engine, *, server_url: str, token: str, transport: httpx.BaseTransport | None = None,
                  timeout: float = 30.0, attempts: int = 6, wait_initial: float = 0.2, wait_max: float = 5.0,
                  retry_timeout: float = 120.0, batch: int = MAX_PUSH_MUTATIONS, page: int = PULL_LIMIT_MAX,
-                 now=None) -> None:
+                 now=None, background: bool = False) -> None:
         self.engine = engine
         self.server_url = server_url.rstrip("/")
-        self.batch = min(batch, MAX_PUSH_MUTATIONS)
+        self.batch = min(batch, BACKGROUND_BATCH if background else MAX_PUSH_MUTATIONS)
+        self.background = background
         self.page = page
         self.attempts = attempts
         self.wait_initial = wait_initial
@@ -261,11 +271,11 @@ class SyncClient:
 
     def _push_all(self, result: RoundResult) -> None:
         """Push the outbox in batches, one request at a time. While the server applies a
-        batch, the answer to the batch before is recorded here and the next batch is read
-        and encoded; the next is sent only if the server took the whole batch before it
-        (otherwise the outbox is read again from its start). An answer the process stops
-        before recording costs nothing: those changes are pushed again, and the server
-        answers them as duplicates."""
+        batch, the next batch is read and encoded here, and (unless in the background) the
+        answer to the batch before is recorded; the next is sent only if the server took
+        the whole batch before it (otherwise the outbox is read again from its start). An
+        answer the process stops before recording costs nothing: those changes are pushed
+        again, and the server answers them as duplicates."""
         renumbered = False
         stalls = 0
         recording = None
@@ -288,8 +298,9 @@ class SyncClient:
                         batch = local.pending(self.engine, limit=self.batch)
                         continue
                     recording = worker.submit(self._record, data, batch, result)
-                    if data.get("expected_seq") is not None:
+                    if data.get("expected_seq") is not None or self.background:
                         recording = _settled(recording)
+                    if data.get("expected_seq") is not None:
                         self._fill_gap(int(data["expected_seq"]), first - 1, result)
                     if data["last_processed_seq"] < first:
                         stalls += 1

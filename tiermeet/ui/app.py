@@ -122,7 +122,7 @@ class TierMeetApp(App):
 
         interval = self.services.ctx.config.sync.interval_seconds
         try:
-            with SyncClient.from_services(self.services, attempts=1) as client:
+            with SyncClient.from_services(self.services, attempts=1, background=True) as client:
                 result = client.run_round()
             failed = not result.ok
         except SyncError as exc:
