@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from conftest import signal_record
 from sync_helpers import NOW, central_rows, client_for, device_rows, diff, make_central, make_device, outbox_size
@@ -251,3 +251,29 @@ def test_sync_command_against_a_config_with_sync_settings(run_cli, tmp_path, cen
     assert result.returncode == EXIT_UNREACHABLE, result.stderr
     assert "cannot reach http://127.0.0.1:9" in result.stderr
     assert os.stat(token).st_mode & 0o777 == 0o600
+
+
+def test_a_background_sync_records_each_answer_before_sending_the_next_batch(central, tmp_path):
+    device = make_device(tmp_path, "k1")
+    for i in range(5):
+        device.ingest.ingest([Row(i, signal_record(i))], origin="t")
+    seen = []
+
+    class Watching(httpx.BaseTransport):
+        """Notes, at each push, the first seq still in the outbox and the first seq sent."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def handle_request(self, request):
+            if request.url.path.endswith("/push"):
+                with device.ctx.read() as session:
+                    pending = session.execute(text("SELECT min(seq) FROM outbox")).scalar_one()
+                seen.append((pending, json.loads(request.content)["mutations"][0]["seq"]))
+            return self.inner.handle_request(request)
+
+    client = client_for(device, central, transport=Watching(central.transport()), batch=2, background=True)
+    assert client.batch == 2 and client_for(device, central, batch=5000, background=True).batch == 500
+    result = client.run_round()
+    assert result.ok and result.applied == 5
+    assert seen == [(1, 1), (3, 3), (5, 5)]

@@ -30,7 +30,7 @@ from tiermeet.store.types import to_db_text
 from tiermeet.store.models_sync import Change, ProcessedMutation, SignalKey, SyncClient, SyncEntity
 from tiermeet.sync import jsonutil, merge
 from tiermeet.sync.mutations import Delta, Mutation, MutationError, deltas_of, signal_ingest_state
-from tiermeet.sync.protocol import PROTOCOL_VERSION, AuditRecord, PushRequest, iso, mutation_of
+from tiermeet.sync.protocol import AUDIT_ENTITY, PROTOCOL_VERSION, AuditRecord, PushRequest, iso, mutation_of
 
 ENT = SyncEntity.__table__
 CHG = Change.__table__
@@ -42,8 +42,6 @@ _CHUNK = 500
 _CHANGE_COLUMNS = ("server_seq", "plant_id", "shared", "entity", "entity_id", "state", "origin_client_id", "origin_seq",
                    "hlc", "committed_at")
 SERVER_ORIGIN = "server"
-#: The pull log's entity for a batch of audit entries (``{"entries": [...]}``).
-AUDIT = "audit"
 #: Groups that, once a record has them, make it "created".
 _CREATED = {"signal": "payload"}
 
@@ -234,7 +232,7 @@ class _Work:
         are append-only and keyed by their own ids, so no record state merges them)."""
         if entries:
             state = '{"entries":[' + ",".join(entry.model_dump_json() for entry in entries) + "]}"
-            self.log(AUDIT, str(entries[0].id), state, plant_id=self.plant.id, shared=False,
+            self.log(AUDIT_ENTITY, str(entries[0].id), state, plant_id=self.plant.id, shared=False,
                      origin=origin, origin_seq=origin_seq, stamp=self.clock.pack())
 
     @contextmanager

@@ -35,10 +35,8 @@ from tiermeet.store.models_sync import SyncConflict, SyncShadow
 from tiermeet.store.types import UTCDateTime, to_db_text
 from tiermeet.sync import jsonutil, merge
 from tiermeet.sync.mutations import NEEDS_IMAGES, Mutation, MutationError, deltas_of
-from tiermeet.sync.protocol import iso
+from tiermeet.sync.protocol import AUDIT_ENTITY, iso
 
-#: The pull log's entity for a batch of audit entries (as the server names it).
-AUDIT = "audit"
 #: How long acknowledged mutations are kept for a re-push after a server restore.
 ARCHIVE_DAYS = 30
 #: Target size of one push body; a single larger mutation still goes alone.
@@ -461,7 +459,7 @@ def _apply_states(session: Session, items: list[tuple[str, str, dict]], client_i
     pulled audit entries are appended."""
     merged: dict[tuple[str, str], dict] = {}
     for entity, entity_id, state in items:
-        if entity == AUDIT:
+        if entity == AUDIT_ENTITY:
             _append_audit(session, state["entries"])
             continue
         k = (entity, entity_id)

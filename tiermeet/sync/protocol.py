@@ -27,6 +27,10 @@ PULL_LIMIT_MAX = 5000
 #: Largest sequence number or cursor (fits a signed 64-bit column with room to spare).
 MAX_SEQ = 2**62
 
+#: The pull log's entity for a batch of audit entries: its state is ``{"entries": [...]}``,
+#: each an ``AuditRecord``.
+AUDIT_ENTITY = "audit"
+
 HLC_PATTERN = r"^[0-9a-f]{16}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
