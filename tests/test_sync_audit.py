@@ -130,3 +130,15 @@ def test_a_malformed_audit_entry_is_refused_naming_where_it_is(central):
     assert answer.status_code == 422
     assert "mutations.0.audit.0.hlc" in answer.text
     assert central_audit(central) == []
+
+
+def test_signals_posted_by_an_ai_system_reach_the_kiosks_with_their_audit_entry(central, tmp_path):
+    with http(central) as client:
+        posted = client.post("/v1/signals", json={"signals": [signal_record(i) for i in range(3)] + [signal_record(0)]})
+    assert posted.status_code == 200 and posted.json()["added"] == 3
+    ids = [r["signal_id"] for r in posted.json()["results"][:3]]
+    kiosk = make_device(tmp_path, "k1")
+    assert client_for(kiosk, central).run_round().ok
+    (entry,) = [e for e in device_audit(kiosk, travelling_only=True).values()]
+    assert (entry["actor"], entry["device"], entry["op"], entry["entity_id"]) == ("system:api", "server", "ingest", ids[0])
+    assert entry["after"] == {"origin": "POST /v1/signals", "count": 3, "last_id": ids[2]}

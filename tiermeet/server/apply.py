@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from uuid_utils.compat import uuid7
 
 from tiermeet.domain import hlc
 from tiermeet.server.db import lock_version, read_meta, save_version, transaction, write_transaction
@@ -42,6 +43,8 @@ _CHUNK = 500
 _CHANGE_COLUMNS = ("server_seq", "plant_id", "shared", "entity", "entity_id", "state", "origin_client_id", "origin_seq",
                    "hlc", "committed_at")
 SERVER_ORIGIN = "server"
+#: Who the audit log names for signals AI systems post to the server.
+API_ACTOR = "system:api"
 #: Groups that, once a record has them, make it "created".
 _CREATED = {"signal": "payload"}
 
@@ -695,8 +698,9 @@ def _signal_result(index: int, status: str, *, signal_id: str | None = None, fie
 
 
 def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: datetime) -> dict:
-    """Check each record against the plant's config, store the new ones, report per row
-    (a ``SignalsResponse`` as plain JSON values)."""
+    """Check each record against the plant's config, store the new ones with one audit
+    entry for them (as a device's ingest does), report per row (a ``SignalsResponse`` as
+    plain JSON values)."""
     from tiermeet.ingest.prepare import checked as checked_records, new_signal_id, plan_of
 
     added = duplicates = 0
@@ -742,6 +746,12 @@ def post_signals(engine: Engine, plant: PlantAuth, records: list[dict], *, now: 
                     work.add_key(k[0], k[1], signal_id)
                     results[index] = _signal_result(index, "added", signal_id=signal_id)
                     added += 1
+            if added:
+                first_id = next(r["signal_id"] for r in results if r is not None and r["status"] == "added")
+                work.log_audit([AuditRecord(
+                    id=uuid7(), at=now, actor=API_ACTOR, device=SERVER_ORIGIN, entity="signal", entity_id=first_id,
+                    op="ingest", after={"origin": "POST /v1/signals", "count": added, "last_id": signal_id}, hlc=stamp)],
+                    origin=None, origin_seq=None)
             work.flush()
             save_version(conn, work.version, stamp)
     return {"added": added, "duplicates": duplicates, "rejected": len(records) - added - duplicates, "results": results}
