@@ -1,9 +1,11 @@
 """The merge rules (sync-protocol §2.6, §3.2): for every record type, merging the changes
 of any set of mutations gives the same state whatever their order and however often each
 arrives; statuses only move forward except through an explicit reopen; decisions are
-never overwritten and concurrent ones are found as siblings. Also the HLC (§2.7).
+never overwritten and concurrent ones are found as siblings. Also the HLC (§2.7), and the
+stable JSON that mutation hashes are taken of.
 """
 
+import json
 import uuid
 
 from hypothesis import given, settings
@@ -317,3 +319,29 @@ def test_hlc_is_monotone_and_moves_past_what_it_receives(events):
 def test_hlc_stays_close_to_the_wall_clock(wall, skew):
     clock = hlc.receive(hlc.ZERO, hlc.Timestamp(wall + skew, 0), wall)
     assert clock.l - wall <= min(skew, hlc.MAX_DRIFT_MS)
+
+
+# ----- the stable JSON that mutation hashes are taken of -----
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12)
+
+
+def _reordered(value):
+    if isinstance(value, dict):
+        return {k: _reordered(value[k]) for k in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reordered(v) for v in value]
+    return value
+
+
+@given(_JSON)
+def test_a_mutation_hash_does_not_depend_on_key_order_and_reads_back_as_its_value(value):
+    from tiermeet.services.unit import payload_sha256
+    from tiermeet.sync.jsonutil import canonical
+
+    assert canonical(value) == canonical(_reordered(value))
+    assert payload_sha256("action.set_owner", value) == payload_sha256("action.set_owner", _reordered(value))
+    assert json.loads(canonical(value)) == value

@@ -14,7 +14,6 @@ config's reference data, which every device loads for itself, stay local.
 """
 
 import hashlib
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from tiermeet.services.context import Device
 from tiermeet.services.lookup import resolve_actor
 from tiermeet.store.engine import write_session
 from tiermeet.store.models import AuditEntry, OutboxMutation, SyncState
+from tiermeet.sync import jsonutil
 
 STATE_KEYS = ("client_id", "next_seq", "hlc")
 
@@ -50,8 +50,7 @@ def jsonable(value: Any) -> Any:
 
 def payload_sha256(name: str, args: Any) -> str:
     """A stable hash of a mutation's meaning, so the server can spot a reused seq."""
-    text = json.dumps({"name": name, "args": args}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(jsonutil.canonical({"name": name, "args": args})).hexdigest()
 
 
 @dataclass(frozen=True)

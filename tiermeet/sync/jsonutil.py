@@ -27,6 +27,19 @@ def dumpb(value) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def canonical(value) -> bytes:
+    """Compact JSON with sorted keys, UTF-8 as it is: the same bytes for the same value
+    whatever the order its objects were built in (a stable input for a hash). orjson
+    writes it; a value holding an integer beyond 64 bits, the standard library."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)
+        except TypeError as exc:
+            if "64-bit" not in str(exc):
+                raise
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def loads(text):
     """Parse JSON text or bytes."""
     if _orjson is not None:
