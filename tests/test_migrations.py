@@ -3,6 +3,7 @@ one, the models matching the migrations, ``tiermeet db …``, and a wheel instal
 """
 
 import importlib
+import json
 import os
 import pkgutil
 import sqlite3
@@ -427,3 +428,36 @@ def test_wheel_install_creates_and_upgrades_a_database_from_elsewhere(tmp_path):
     assert result.returncode == 0, result.stderr
     assert current_revision(older) == HEAD_REVISION
     assert '"external_id": "old-1"' in result.stdout
+
+
+def test_audit_entries_an_older_kiosk_pulled_reach_its_audit_log_on_upgrade(db_path):
+    """A kiosk upgraded after its server kept the server's audit entries as an unknown
+    record in sync_shadow; the upgrade moves them into its audit log."""
+    engine = make_engine(db_path)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0006")
+    engine.dispose()
+    pulled = [{"id": str(AUD), "at": "2026-11-20T07:00:00Z", "actor": "ben", "device": "kiosk-2", "entity": "signal",
+               "entity_id": str(SIG), "op": "acknowledge", "before": {"status": "open"}, "after": {"status": "acknowledged"},
+               "hlc": "00000190a6e00005"},
+              {"id": str(MUT), "at": "2026-11-20T08:00:00.250000+00:00", "actor": "system:api", "device": "server",
+               "entity": "signal", "entity_id": str(SIG2), "op": "ingest", "before": None, "after": {"count": 2},
+               "hlc": "00000190a6e00006"}]
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("INSERT INTO sync_shadow (entity, entity_id, state) VALUES ('audit', ?, ?)",
+                     (str(AUD), json.dumps({"entries": pulled})))
+    conn.close()
+    engine = make_engine(db_path)
+    upgrade(engine, db_path)
+    engine.dispose()
+    conn = sqlite3.connect(db_path)
+    rows = conn.execute("SELECT id, at, actor, device, op, before, after, mutation_id FROM audit_log ORDER BY hlc").fetchall()
+    shadow = conn.execute("SELECT count(*) FROM sync_shadow WHERE entity = 'audit'").fetchone()[0]
+    conn.close()
+    assert rows == [
+        (AUD.hex, "2026-11-20T07:00:00.000000", "ben", "kiosk-2", "acknowledge", '{"status":"open"}',
+         '{"status":"acknowledged"}', None),
+        (MUT.hex, "2026-11-20T08:00:00.250000", "system:api", "server", "ingest", None, '{"count":2}', None),
+    ]
+    assert shadow == 0

@@ -277,3 +277,12 @@ def test_a_background_sync_records_each_answer_before_sending_the_next_batch(cen
     result = client.run_round()
     assert result.ok and result.applied == 5
     assert seen == [(1, 1), (3, 3), (5, 5)]
+
+
+def test_pulled_audit_entries_count_as_rows_when_a_page_is_sliced():
+    audit = ("audit", "a", {"entries": [{}] * 150})
+    records = [("signal", str(i), {}) for i in range(30)] + [audit] + [("signal", f"s{i}", {}) for i in range(250)]
+    bounds = local._steps(records)
+    # the audit change closes the first step (30 + 150 rows); then steps of 100 records
+    assert bounds == [0, 31, 131, 231, 281]
+    assert local._steps([]) == [0]

@@ -107,7 +107,8 @@ class SyncConfig(_Strict):
 class KioskConfig(_Strict):
     """What a kiosk opens on and how it locks."""
 
-    device_name: str | None = None
+    device_name: str | None = Field(default=None, min_length=1, max_length=100,
+                                    description="How the audit log names this kiosk (default: its host name).")
     tier: int | None = Field(default=None, ge=1, le=4)
     scope: str | None = None
     idle_lock_minutes: int = Field(default=5, ge=1)

@@ -43,6 +43,8 @@ _CHUNK = 500
 _CHANGE_COLUMNS = ("server_seq", "plant_id", "shared", "entity", "entity_id", "state", "origin_client_id", "origin_seq",
                    "hlc", "committed_at")
 SERVER_ORIGIN = "server"
+#: Most audit entries one change of the pull log holds (a page is sized in changes).
+AUDIT_PER_CHANGE = 200
 #: Who the audit log names for signals AI systems post to the server.
 API_ACTOR = "system:api"
 #: Groups that, once a record has them, make it "created".
@@ -231,11 +233,13 @@ class _Work:
         return self.version
 
     def log_audit(self, entries: list[AuditRecord], *, origin: str | None, origin_seq: int | None) -> None:
-        """Audit entries for the plant's devices to pull: one change holding them all (they
-        are append-only and keyed by their own ids, so no record state merges them)."""
-        if entries:
-            state = '{"entries":[' + ",".join(entry.model_dump_json() for entry in entries) + "]}"
-            self.log(AUDIT_ENTITY, str(entries[0].id), state, plant_id=self.plant.id, shared=False,
+        """Audit entries for the plant's devices to pull, in changes of up to
+        ``AUDIT_PER_CHANGE`` (they are append-only and keyed by their own ids, so no record
+        state merges them)."""
+        for i in range(0, len(entries), AUDIT_PER_CHANGE):
+            chunk = entries[i:i + AUDIT_PER_CHANGE]
+            state = '{"entries":[' + ",".join(entry.model_dump_json() for entry in chunk) + "]}"
+            self.log(AUDIT_ENTITY, str(chunk[0].id), state, plant_id=self.plant.id, shared=False,
                      origin=origin, origin_seq=origin_seq, stamp=self.clock.pack())
 
     @contextmanager

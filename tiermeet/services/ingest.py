@@ -186,7 +186,8 @@ class _Writer:
             decisions = [_autonomous_decision(batch.autonomous[i], batch.ids[i], rows[i], tx.now, stamp) for i in acting]
             if decisions:
                 connection.execute(Decision.__table__.insert(), decisions)
-                # each model decision in its signal's own history (local: the ingest mutation carries them)
+                # each model decision in its signal's own history; the batch's ingest mutation carries
+                # these entries to the other devices, and the decisions themselves
                 tx.record_many(entity="signal", op="decide:act", mutation=None, changes=[
                     Change(d["signal_id"], after={"decision_id": d["id"], "by": d["decided_by"]}) for d in decisions])
             tx.record(entity="signal", entity_id=ids[0], op="ingest", mutation="signal.ingest",

@@ -116,8 +116,8 @@ class Tx:
         return stamp
 
     def audit_only(self, *, entity: str, entity_id: Any, op: str, before: dict | None = None, after: dict | None = None) -> None:
-        """An audit entry for a fact that syncs nothing else (a model suspended, a config
-        change): another mutation of the transaction carries it, or an ``audit.append``."""
+        """An audit entry for a fact that syncs nothing else (a model suspended, a review):
+        another mutation of the transaction carries it, or an ``audit.append``."""
         self.session.add(AuditEntry(**self._audit_row(entity, str(entity_id), op, before, after, self.stamp())))
 
     def audit_local(self, *, entity: str, entity_id: Any, op: str, before: dict | None = None, after: dict | None = None) -> None:

@@ -315,8 +315,10 @@ class SyncClient:
                         upcoming.result()
                         recording = _settled(recording)
                         batch = local.pending(self.engine, limit=self.batch)
-            finally:
-                _settled(recording)
+            except BaseException:
+                _settled(recording, quietly=True)
+                raise
+            _settled(recording)
 
     def _fill_gap(self, first: int, last: int, result: RoundResult) -> None:
         """The server needs changes it had acknowledged before (it was restored): send them
@@ -381,9 +383,14 @@ class _Renumbered(Exception):
     pass
 
 
-def _settled(recording: Future | None) -> None:
-    """Wait for a push's answer to be recorded (raising what recording it raised)."""
-    if recording is not None:
+def _settled(recording: Future | None, *, quietly: bool = False) -> None:
+    """Wait for a push's answer to be recorded, raising what recording it raised (unless
+    ``quietly``: another error is on its way out, and it says what went wrong first)."""
+    if recording is None:
+        return
+    if quietly:
+        recording.exception()
+    else:
         recording.result()
 
 

@@ -148,17 +148,23 @@ def _contexts(session: Session, rows: list["_Row"]) -> list[dict]:
     """Each row's context, as the server needs it beside the mutation: the audit entry's
     lifecycle images (found for all rows in a few queries), the payload of ingested signals."""
     wanted = list({(r.entity, r.entity_id, r.hlc) for r in rows if r.name in NEEDS_IMAGES})
-    images: dict[tuple[str, str, str], dict] = {}
+    # By the change's record and clock; among entries that share them (another device's,
+    # pulled, may carry the same clock), the one the mutation itself carries. Only an
+    # entry written before entries named their mutation has none.
+    images: dict[tuple[str, str, str], dict[str | None, dict]] = {}
     for i in range(0, len(wanted), 500):
         chunk = wanted[i:i + 500]
-        for entity, entity_id, stamp, before, after in session.execute(
-                select(AuditEntry.entity, AuditEntry.entity_id, AuditEntry.hlc, AuditEntry.before, AuditEntry.after)
+        for entity, entity_id, stamp, mutation_id, before, after in session.execute(
+                select(AuditEntry.entity, AuditEntry.entity_id, AuditEntry.hlc, AuditEntry.mutation_id, AuditEntry.before,
+                       AuditEntry.after)
                 .where(AuditEntry.entity_id.in_({k[1] for k in chunk}), AuditEntry.hlc.in_({k[2] for k in chunk}))):
-            images.setdefault((entity, entity_id, stamp), {"before": before or {}, "after": after or {}})
+            images.setdefault((entity, entity_id, stamp), {}).setdefault(
+                None if mutation_id is None else str(mutation_id), {"before": before or {}, "after": after or {}})
     out = []
     for row in rows:
         if row.name in NEEDS_IMAGES:
-            out.append(images.get((row.entity, row.entity_id, row.hlc), {}))
+            found = images.get((row.entity, row.entity_id, row.hlc), {})
+            out.append(found.get(row.mutation_id) or found.get(None) or {})
         elif row.name == "signal.ingest":
             out.append({"signals": _ingested(session, [str(i) for i in row.args.get("signal_ids", [])])})
         else:
@@ -365,8 +371,8 @@ def renumber_pending(engine: Engine, first_seq: int) -> int:
 
 
 #: A pulled page is applied in slices, each its own transaction that moves the cursor with
-#: it: a slice grows until about this much work, so the write lock is never held long
-#: enough to make a person recording a decision wait.
+#: it: a slice grows by steps of about ``APPLY_STEP`` rows until about this much work, so
+#: the write lock is never held long enough to make a person recording a decision wait.
 APPLY_BUDGET_S = 0.025
 APPLY_STEP = 100
 
@@ -390,6 +396,20 @@ def _records_of(changes: list[dict]) -> tuple[list[tuple[str, str, dict]], list[
     return records, [first for first, _ in merged.values()]
 
 
+def _steps(records: list[tuple[str, str, dict]]) -> list[int]:
+    """Where the steps of applying ``records`` begin, and the end: about ``APPLY_STEP``
+    rows each, an audit change counting one row per entry it holds."""
+    bounds, weight = [0], 0
+    for i, (entity, _, state) in enumerate(records):
+        weight += len(state["entries"]) if entity == AUDIT_ENTITY else 1
+        if weight >= APPLY_STEP:
+            bounds.append(i + 1)
+            weight = 0
+    if bounds[-1] != len(records):
+        bounds.append(len(records))
+    return bounds
+
+
 def apply_pull_page(engine: Engine, page: dict, *, now: datetime, wall_ms: int) -> int:
     """Merge one pulled page and move the cursor with it, in short transactions; the last
     one also drops acknowledged outbox rows and records the server's clock. Each
@@ -397,21 +417,22 @@ def apply_pull_page(engine: Engine, page: dict, *, now: datetime, wall_ms: int) 
     has written, so a crash leaves the cursor where every change up to it is applied."""
     changes = page["changes"]
     records, firsts = _records_of(changes)
-    done = 0
-    while len(records) - done > APPLY_STEP:
+    bounds = _steps(records)
+    step = 0
+    while step < len(bounds) - 2:
         with write_session(engine) as session:
             client_id = _state(session).get("client_id", "")
             started = time.perf_counter()
             while True:
-                _apply_states(session, records[done:done + APPLY_STEP], client_id)
-                done += APPLY_STEP
-                if len(records) - done <= APPLY_STEP or time.perf_counter() - started >= APPLY_BUDGET_S:
+                _apply_states(session, records[bounds[step]:bounds[step + 1]], client_id)
+                step += 1
+                if step >= len(bounds) - 2 or time.perf_counter() - started >= APPLY_BUDGET_S:
                     break
-            _set(session, pull_cursor=int(changes[firsts[done] - 1]["server_seq"]), server_epoch=page["server_epoch"])
+            _set(session, pull_cursor=int(changes[firsts[bounds[step]] - 1]["server_seq"]), server_epoch=page["server_epoch"])
     with write_session(engine) as session:
         state = _state(session)
-        if done < len(records):
-            _apply_states(session, records[done:], state.get("client_id", ""))
+        if bounds[step] < len(records):
+            _apply_states(session, records[bounds[step]:], state.get("client_id", ""))
         _archive(session, int(page["last_processed_seq"]), now)
         _receive_clock(session, state, page.get("server_hlc"), wall_ms)
         _set(session, pull_cursor=int(page["next_cursor"]), server_epoch=page["server_epoch"],
@@ -501,15 +522,21 @@ def _apply_states(session: Session, items: list[tuple[str, str, dict]], client_i
         _write_rows(session, entity, table_rows)
 
 
+#: Pulled audit entries, each stored once (this device's own come back too), without a
+#: mutation id: they are not this device's to push.
+APPEND_AUDIT = ("INSERT INTO audit_log (id, at, actor, device, entity, entity_id, op, before, after, hlc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")
+
+
+def audit_rows(entries: list[dict]) -> list[tuple]:
+    """Audit entries as they travel (``AuditRecord``) as ``APPEND_AUDIT`` stores them."""
+    return [(uuid.UUID(e["id"]).hex, to_db_text(_parse_time(e["at"])), e["actor"], e["device"], e["entity"],
+             e["entity_id"], e["op"], None if e["before"] is None else jsonutil.dumps(e["before"]),
+             None if e["after"] is None else jsonutil.dumps(e["after"]), e["hlc"]) for e in entries]
+
+
 def _append_audit(session: Session, entries: list[dict]) -> None:
-    """Audit entries from the server, each stored once (this device's own come back too);
-    without a mutation id, as they are not this device's to push."""
-    session.connection().exec_driver_sql(
-        "INSERT INTO audit_log (id, at, actor, device, entity, entity_id, op, before, after, hlc) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        [(uuid.UUID(e["id"]).hex, to_db_text(_parse_time(e["at"])), e["actor"], e["device"], e["entity"], e["entity_id"],
-          e["op"], None if e["before"] is None else jsonutil.dumps(e["before"]),
-          None if e["after"] is None else jsonutil.dumps(e["after"]), e["hlc"]) for e in entries])
+    session.connection().exec_driver_sql(APPEND_AUDIT, audit_rows(entries))
 
 
 def _write_rows(session: Session, entity: str, rows: list[dict]) -> None:

@@ -44,12 +44,15 @@ class AuditRecord(_Message):
     """An audit entry as it travels between replicas (append-only; the same ``id`` twice is
     one entry)."""
 
+    # The bounds leave room for everything a device writes (``ai:`` and a 200-character
+    # model name as actor, a model name as entity id): an entry a device cannot help
+    # writing must never make its pushes refused.
     id: uuid.UUID = Field(description="UUIDv7 made by the device that wrote the entry.")
     at: AwareDatetime
-    actor: str = Field(max_length=200)
-    device: str = Field(max_length=200, description="The kiosk or system that wrote the entry.")
+    actor: str = Field(max_length=300)
+    device: str = Field(max_length=300, description="The kiosk or system that wrote the entry.")
     entity: str = Field(max_length=100)
-    entity_id: str = Field(max_length=100)
+    entity_id: str = Field(max_length=300)
     op: str = Field(max_length=100)
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
