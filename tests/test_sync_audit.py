@@ -5,6 +5,7 @@ a push is retried, and config reference data stays on the device that loaded it.
 """
 
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -142,3 +143,23 @@ def test_signals_posted_by_an_ai_system_reach_the_kiosks_with_their_audit_entry(
     (entry,) = [e for e in device_audit(kiosk, travelling_only=True).values()]
     assert (entry["actor"], entry["device"], entry["op"], entry["entity_id"]) == ("system:api", "server", "ingest", ids[0])
     assert entry["after"] == {"origin": "POST /v1/signals", "count": 3, "last_id": ids[2]}
+
+
+def test_a_refused_change_shows_in_every_history_with_the_servers_refusal(central, tmp_path):
+    a, b = make_device(tmp_path, "a"), make_device(tmp_path, "b")
+    action = a.actions.create(actor="anna", title="Fix", owner="ben", due_at=NOW + timedelta(days=1))
+    a.actions.done(action.id, actor="ben")
+    assert client_for(a, central).run_round().ok and client_for(b, central).run_round().ok
+    a.actions.reopen(action.id, actor="anna")
+    b.actions.reopen(action.id, actor="chen")  # from the same epoch: stale once a's reopen lands
+    assert client_for(a, central).run_round().ok
+    assert client_for(b, central).run_round().rejected == 1
+    assert client_for(a, central).run_round().ok
+    for device in (a, b):
+        history = sorted((e for e in device_audit(device, travelling_only=True).values()
+                          if e["entity_id"] == str(action.id)), key=lambda e: e["hlc"])
+        made = [(e["device"], e["actor"], e["op"]) for e in history]
+        assert made[-1] == ("server", "system:server", "refuse:stale_epoch")
+        assert ("b", "chen", "reopen") in made[:-1] and ("a", "anna", "reopen") in made[:-1]
+        assert history[-1]["after"]["mutation"] == "action.reopen" and "epoch" in history[-1]["after"]["detail"]
+    assert device_audit(a, travelling_only=True) == device_audit(b, travelling_only=True)

@@ -45,8 +45,10 @@ _CHANGE_COLUMNS = ("server_seq", "plant_id", "shared", "entity", "entity_id", "s
 SERVER_ORIGIN = "server"
 #: Most audit entries one change of the pull log holds (a page is sized in changes).
 AUDIT_PER_CHANGE = 200
-#: Who the audit log names for signals AI systems post to the server.
+#: Who the audit log names for signals AI systems post to the server, and for the
+#: server's refusal of a pushed change.
 API_ACTOR = "system:api"
+SERVER_ACTOR = "system:server"
 #: Groups that, once a record has them, make it "created".
 _CREATED = {"signal": "payload"}
 
@@ -532,8 +534,9 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
             planned[m.seq] = (mutation, deltas, skew)
         work.prefetch(keys)
         rows = []
-        # The audit entries of every mutation processed here, applied or rejected: each
-        # happened on the device, and the audit log of every replica keeps it.
+        # The audit entries of every mutation processed here, applied or rejected (each
+        # happened on the device, and the audit log of every replica keeps it), and for a
+        # rejected one the server's own entry saying so.
         audit: list[AuditRecord] = []
         for m in req.mutations:
             if m.seq <= last:
@@ -568,6 +571,12 @@ def push(engine: Engine, plant: PlantAuth, req: PushRequest, *, now: datetime, h
                     reason = reason or "duplicate_signals"
             except Reject as rejection:
                 status, reason, detail = "rejected", rejection.code, rejection.detail
+                # after the device's own entries, so every history shows the change was refused
+                work.clock = hlc.tick(work.clock, now_ms)
+                audit.append(AuditRecord(
+                    id=uuid7(), at=now, actor=SERVER_ACTOR, device=SERVER_ORIGIN, entity=m.entity, entity_id=m.entity_id,
+                    op=f"refuse:{reason}", after={"mutation": m.name, "mutation_id": m.mutation_id, "detail": detail},
+                    hlc=work.clock.pack()))
                 recs = rejection.records or [r for r in (work.get(d.entity, d.entity_id) for d in
                                                           (deltas if isinstance(deltas, list) else [])) if r is not None]
                 server_state = [{"entity": r.entity, "entity_id": r.entity_id, "state": r.state}
