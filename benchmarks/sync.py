@@ -11,12 +11,13 @@ The week offline: the kiosk's services ingest 1,000 signals, create 500 actions 
 decisions; the rest of the 50,000 mutations are owner and due-time changes, status moves,
 and comments (about the mix of sync-protocol §3.5), written as outbox rows in the shapes
 the services write, each with its audit entry (which travels with it). Run ``python
-benchmarks/sync.py --help``; ``--pg URL`` adds the PostgreSQL central (an empty database it may fill). It prints a table and, with ``--json``,
-writes the figures: for each phase its wall time and the CPU seconds this process
-(``cpu_client``), the server (``cpu_server``) and, for a PostgreSQL on this machine, the
-database's processes (``cpu_db``) spent in it, with the load average before and after — on a
-shared machine the CPU figures are the steadier guide. It exits 0 even
-when a target is missed; ``--check`` exits 1 then.
+benchmarks/sync.py --help``; ``--pg URL`` adds the PostgreSQL central (an empty database
+it may fill). It prints a table and, with ``--json``, writes the figures: for each phase
+its wall time and the CPU seconds this process (``cpu_client``), the server
+(``cpu_server``) and, for a PostgreSQL on this machine, the database's processes
+(``cpu_db``) spent in it, with the load average before and after — on a shared machine
+the CPU figures are the steadier guide. It exits 0 even when a target is missed;
+``--check`` exits 1 then.
 """
 
 import argparse

@@ -171,6 +171,7 @@ from sqlalchemy import select as _select, text as _text  # noqa: E402
 from tiermeet.store.models_sync import Change, SyncEntity  # noqa: E402
 from tiermeet.sync import merge as _merge  # noqa: E402
 from tiermeet.sync.local import TABLES, _CONVERT  # noqa: E402
+from tiermeet.sync.protocol import AUDIT_ENTITY  # noqa: E402
 
 SYNCED = ("signal", "decision", "action", "escalation", "comment", "meeting", "attendance", "conflict")
 
@@ -249,7 +250,7 @@ def central_audit(central: Central, plant_id: str = "riverside") -> list[dict]:
     test can see them)."""
     changes = Change.__table__
     with central.engine.connect() as conn:
-        states = conn.execute(_select(changes.c.state).where(changes.c.entity == "audit", changes.c.plant_id == plant_id)
+        states = conn.execute(_select(changes.c.state).where(changes.c.entity == AUDIT_ENTITY, changes.c.plant_id == plant_id)
                               .order_by(changes.c.server_seq)).scalars().all()
     return [entry for state in states for entry in _json.loads(state)["entries"]]
 

@@ -297,9 +297,10 @@ class SyncClient:
                         upcoming.result()
                         batch = local.pending(self.engine, limit=self.batch)
                         continue
-                    recording = worker.submit(self._record, data, batch, result)
-                    if data.get("expected_seq") is not None or self.background:
-                        recording = _settled(recording)
+                    if self.background or data.get("expected_seq") is not None:
+                        self._record(data, batch, result)
+                    else:
+                        recording = worker.submit(self._record, data, batch, result)
                     if data.get("expected_seq") is not None:
                         self._fill_gap(int(data["expected_seq"]), first - 1, result)
                     if data["last_processed_seq"] < first:
