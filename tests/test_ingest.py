@@ -264,10 +264,13 @@ def test_second_run_adds_nothing(services, db_path):
 
 @pytest.fixture
 def batch(monkeypatch) -> int:
-    """Batches of a hundred rows, so that several of them take a small file."""
+    """Batches of a hundred rows, so that several of them take a small file; each of two
+    ``signal.ingest`` mutations of 50 rows, read in parts of 25."""
     from tiermeet.services import ingest
 
     monkeypatch.setattr(ingest, "BATCH", 100)
+    monkeypatch.setattr(ingest, "SYNC_BATCH", 50)
+    monkeypatch.setattr(ingest, "PART", 25)
     return 100
 
 
@@ -277,9 +280,11 @@ def test_large_file_is_written_in_batches(services, db_path, batch):
     assert report.added == 2 * batch + 2
     conn = sqlite3.connect(db_path)
     outbox = conn.execute("SELECT name, args FROM outbox ORDER BY seq").fetchall()
+    audit = conn.execute("SELECT json_extract(after, '$.count') FROM audit_log WHERE op = 'ingest' ORDER BY hlc").fetchall()
     conn.close()
-    assert [name for name, _ in outbox] == ["signal.ingest"] * 3
-    assert sum(len(json.loads(args)["signal_ids"]) for _, args in outbox) == 2 * batch + 2
+    assert [name for name, _ in outbox] == ["signal.ingest"] * 5
+    assert [len(json.loads(args)["signal_ids"]) for _, args in outbox] == [batch // 2] * 4 + [2]
+    assert audit == [(batch // 2,)] * 4 + [(2,)]
 
 
 def test_a_bulk_write_checkpoints_when_its_wal_outgrows_the_limit(services, db_path, batch, monkeypatch):
@@ -315,7 +320,7 @@ def test_a_batch_the_database_refuses_stops_the_run_and_leaves_only_whole_batche
     rows[batch + 10] = Row(batch + 11, signal_record(batch + 11, external_id="e-poison"))
     with pytest.raises(Exception, match="refused by the test"):
         services.ingest.ingest(rows, origin="poisoned")
-    assert _stored(db_path) == (batch, [batch])
+    assert _stored(db_path) == (batch, [batch // 2] * 2)
 
 
 def test_a_reading_failure_keeps_the_batches_stored_before_it_whole(services, db_path, batch):
@@ -326,7 +331,7 @@ def test_a_reading_failure_keeps_the_batches_stored_before_it_whole(services, db
 
     with pytest.raises(OSError, match="went away"):
         services.ingest.ingest(rows(), origin="vanishing")
-    assert _stored(db_path) == (batch, [batch])
+    assert _stored(db_path) == (batch, [batch // 2] * 2)
 
 
 # --------------------------------------------------------------------------------------
@@ -402,7 +407,8 @@ def test_a_file_is_ingested_alike_in_one_process_or_two(services, db_path, tmp_p
     assert {s[1:5] for s in stored["signals"] if s[0].startswith("ext-") and int(s[0][4:]) % 7 == 0} == {
         ("actioned", 1, "autonomous", "confident tool-wear calls")}
     assert [external_id for external_id, _ in stored["decisions"]] == sorted(f"ext-{n}" for n in range(0, 5 * batch + 17, 7))
-    assert [size for size, _ in stored["batches"]] == [1, batch - 1, batch, batch, batch, batch, 17]  # ext-40 was there
+    # one mutation for the earlier row, then one per 50 rows; ext-40 was there
+    assert [size for size, _ in stored["batches"]] == [1, batch // 2 - 1, *[batch // 2] * 9, 17]
 
 
 def test_a_file_unusable_in_the_second_process_is_refused_as_unusable(services, db_path, tmp_path, monkeypatch):
@@ -424,19 +430,21 @@ def test_a_reading_process_killed_midway_leaves_whole_batches_and_says_so(servic
     from tiermeet.services import ingest
 
     monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0)
-    store = ingest._Writer.store
+    close = ingest._Batch.close
 
-    def store_then_kill_the_reader(writer, prepared):
-        store(writer, prepared)
+    def close_then_kill_the_reader(batch):
+        close(batch)
         readers[0].send_signal(signal.SIGKILL)
 
-    monkeypatch.setattr(ingest._Writer, "store", store_then_kill_the_reader)
+    monkeypatch.setattr(ingest._Batch, "close", close_then_kill_the_reader)
     path = mixed_file(tmp_path / "signals.jsonl", 40 * batch)
     with pytest.raises(ingest.IngestError, match="stopped .exit code -9.; every batch stored before it stopped is kept"):
         services.ingest.ingest_file(path, "jsonl", origin=str(path))
     stored = ingested(db_path)
-    assert stored["batches"] and all(size == batch for size, _ in stored["batches"])
-    assert len(stored["signals"]) == batch * len(stored["batches"])
+    # what was already in the pipe may make more than the first batch, but only whole ones
+    assert stored["batches"] and all(size == batch // 2 for size, _ in stored["batches"])
+    assert len(stored["signals"]) % batch == 0 and len(stored["signals"]) < 40 * batch
+
 
 
 def test_an_error_in_the_reading_process_comes_with_its_traceback(services, tmp_path, monkeypatch):

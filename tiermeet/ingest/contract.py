@@ -16,6 +16,9 @@ from tiermeet.domain.enums import Category, Severity, SignalKind
 REQUIRED = ("external_id", "source", "detected_at", "area", "category", "severity", "title")
 OPTIONAL = ("model_version", "kind", "line", "asset", "confidence", "detail", "suggested_action", "evidence_url")
 FIELDS = REQUIRED + OPTIONAL
+#: The AI output of a signal, as a decision keeps it in its snapshot.
+PAYLOAD = ("source", "model_version", "kind", "detected_at", "area", "line", "asset", "category", "severity",
+           "confidence", "title", "detail", "suggested_action", "evidence_url", "extra")
 TITLE_MAX = 200
 TEXT_MAX = 10_000
 ID_MAX = 200

@@ -14,6 +14,7 @@ this one writes, and takes about as long as the slower half instead of their sum
 are still written one at a time and in file order, each whole or not at all.
 """
 
+import itertools
 import json
 import pickle
 import subprocess
@@ -30,20 +31,28 @@ from sqlalchemy import select
 
 from tiermeet.domain.enums import Autonomy, DecisionKind
 from tiermeet.ingest.prepare import (
-    ACTIONED, AUTONOMY, COLUMNS, CONVERTED, OPEN, RULE, SOURCE, STATUS, TIER, VERSION, Prepared, batches,
+    ACTIONED, AUTONOMY, COLUMNS, CONVERTED, OPEN, RULE, SOURCE, STATUS, TIER, VERSION, Prepared, batches, receive,
 )
 from tiermeet.ingest.readers import Problem, Row, read_rows
 from tiermeet.services.context import Context
-from tiermeet.services.signals import PAYLOAD
-from tiermeet.services.unit import Change, jsonable, new_id
+from tiermeet.services.unit import Change, new_id
 from tiermeet.store.engine import checkpoint
 from tiermeet.store.models import Decision, ModelSuspension, Signal
 from tiermeet.store.types import to_db_text
 
 #: Rows per transaction. Each new signal enters the (source, external_id) index at a random
 #: place, so a batch rewrites about one index page per row; the larger the batch, the more
-#: rows share a page. At 10,000 a batch holds the write lock for about a tenth of a second.
-BATCH = 10_000
+#: rows share a page, and the fewer times each is written: from 10,000 to 20,000 rows a
+#: batch, an ingest into a million signals is a tenth faster. A batch of 20,000 holds the
+#: write lock for about a quarter of a second.
+BATCH = 20_000
+#: Rows per ``signal.ingest`` mutation (a batch writes several): the sync client sends each
+#: one with its signals' payloads, and 10,000 of them stay well inside a push's size limit.
+SYNC_BATCH = 10_000
+#: Rows read, checked and prepared at a time, and inserted at a time into the open batch: a
+#: file read in a second process reaches the writer in parts this small, so that writing
+#: starts soon and neither process waits long for the other.
+PART = 2_500
 #: Files at least this large are read in a second process (starting it costs about a
 #: fifth of a second; below this size the file takes less than that to read).
 SECOND_PROCESS_BYTES = 8 * 1024 * 1024
@@ -92,16 +101,13 @@ class IngestService:
     def ingest(self, rows: Iterable[Row | Problem], *, origin: str, actor: str = INGEST_ACTOR) -> IngestReport:
         """Check and store ``rows``; ``origin`` (a file name) goes into the audit entry."""
         report = IngestReport()
-        prepared = batches(rows, self.ctx.config, self.ctx.clock.now(), report.rejected, BATCH)
-        first = next(prepared, None)
+        parts = batches(rows, self.ctx.config, self.ctx.clock.now(), report.rejected, PART)
+        first = next(parts, None)
         if first is None:
             return report
-        # A full first batch may have many behind it: that write gets an engine of its own.
-        with self.ctx.bulk() if len(first.rows) >= BATCH else nullcontext(self.ctx) as target:
-            writer = _Writer(target, report, origin, actor)
-            writer.store(first)
-            for batch in prepared:
-                writer.store(batch)
+        # A full first part may have many behind it: that write gets an engine of its own.
+        with self.ctx.bulk() if len(first.rows) >= PART else nullcontext(self.ctx) as target:
+            _Writer(target, report, origin, actor).write(itertools.chain([first], parts))
         return report
 
     def ingest_file(self, path: Path, fmt: str, *, origin: str, actor: str = INGEST_ACTOR) -> IngestReport:
@@ -111,7 +117,7 @@ class IngestService:
             with open(path, "rb") as stream:
                 return self.ingest(read_rows(stream, origin, fmt), origin=origin, actor=actor)
         report = IngestReport()
-        job = (str(path), fmt, origin, self.ctx.config, self.ctx.clock.now(), BATCH)
+        job = (str(path), fmt, origin, self.ctx.config, self.ctx.clock.now(), PART)
         # A fresh interpreter, not a fork: this process may hold database connections and
         # threads that a forked child must not inherit. -P keeps the working directory off
         # its path, so that it imports the same tiermeet as this process.
@@ -121,9 +127,7 @@ class IngestService:
                 pickle.dump(job, reader.stdin)
                 reader.stdin.close()
                 with self.ctx.bulk() as bulk:
-                    writer = _Writer(bulk, report, origin, actor)
-                    for batch in _received(reader, origin, report):
-                        writer.store(batch)
+                    _Writer(bulk, report, origin, actor).write(_received(reader, origin, report))
                 if reader.wait(READER_EXIT_SECONDS) != 0:
                     raise IngestError(f"the process reading {origin} ended with exit code {reader.returncode}")
             except BaseException:
@@ -133,12 +137,12 @@ class IngestService:
 
 
 def _received(reader: subprocess.Popen, origin: str, report: IngestReport) -> Iterator[Prepared]:
-    """The batches the reading process sends, until it says it is done; the rows it
+    """The parts the reading process sends, until it says it is done; the rows it
     refused go to ``report``, and an error it met is raised here, with its traceback."""
     while True:
         try:
-            kind, payload, rejected = pickle.load(reader.stdout)
-        except (EOFError, pickle.UnpicklingError):
+            kind, payload, rejected, where = receive(reader.stdout)
+        except (EOFError, ValueError, TypeError):
             try:
                 code = reader.wait(READER_EXIT_SECONDS)
             except subprocess.TimeoutExpired:
@@ -149,54 +153,96 @@ def _received(reader: subprocess.Popen, origin: str, report: IngestReport) -> It
         if kind == "done":
             return
         if kind == "error":
-            error, where = payload
-            raise error from IngestError(f"in the process reading {origin}:\n{where}")
+            raise payload from IngestError(f"in the process reading {origin}:\n{where}")
         yield payload
 
 
 class _Writer:
-    """Stores prepared batches, one transaction each. Prepared rows carry each value as the
-    driver takes it (``ingest.prepare.CONVERTED``): a column type that starts converting
-    values some other way stops ingest here, rather than letting it store something
-    different."""
+    """Stores prepared parts in order, ``BATCH`` rows a transaction. Prepared rows carry
+    each value as the driver takes it (``ingest.prepare.CONVERTED``): a column type that
+    starts converting values some other way stops ingest here, rather than letting it
+    store something different."""
 
     def __init__(self, ctx: Context, report: IngestReport, origin: str, actor: str) -> None:
         self.ctx, self.report, self.origin, self.actor = ctx, report, origin, actor
         self.wal = Path(f"{ctx.db_path}-wal")
         _check_conversions(type(ctx.engine.dialect))
 
-    def store(self, batch: Prepared) -> None:
-        report = self.report
-        with self.ctx.tx(self.actor) as tx:
-            connection = tx.session.connection()
-            stamp = tx.stamp()
-            tail = (to_db_text(tx.now), to_db_text(tx.now), stamp)
-            rows = batch.rows
-            suspended = set(tx.session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
-            for i in batch.autonomous:
-                if rows[i][SOURCE] in suspended:
-                    rows[i] = _without_autonomy(rows[i])
-            added = connection.exec_driver_sql(_INSERT, [row + tail for row in rows]).rowcount
-            report.duplicates += len(rows) - added
-            if not added:
-                return
-            keep = range(len(rows)) if added == len(rows) else _stored(connection, rows)
-            ids = [batch.ids[i] for i in keep]
-            acting = [i for i in keep if i in batch.autonomous and rows[i][STATUS] == ACTIONED]
-            decisions = [_autonomous_decision(batch.autonomous[i], batch.ids[i], rows[i], tx.now, stamp) for i in acting]
-            if decisions:
-                connection.execute(Decision.__table__.insert(), decisions)
-                # each model decision in its signal's own history; the batch's ingest mutation carries
-                # these entries to the other devices, and the decisions themselves
-                tx.record_many(entity="signal", op="decide:act", mutation=None, changes=[
-                    Change(d["signal_id"], after={"decision_id": d["id"], "by": d["decided_by"]}) for d in decisions])
+    def write(self, parts: Iterator[Prepared]) -> None:
+        """Each part is inserted as it comes, into the open transaction: the reading goes on
+        while a batch is written, and no batch waits for a whole one to be read first. A
+        part that cannot be read undoes the batch it was to join, never one before it."""
+        part = next(parts, None)
+        while part is not None:
+            with self.ctx.tx(self.actor) as tx:
+                batch = _Batch(tx, self.report, self.origin)
+                batch.add(part)
+                while batch.rows < BATCH and (part := next(parts, None)) is not None:
+                    batch.add(part)
+                batch.close()
+            if self.wal.exists() and self.wal.stat().st_size > BULK_WAL_BYTES:
+                checkpoint(self.ctx.engine)
+            part = next(parts, None) if batch.rows >= BATCH else None
+
+
+class _Batch:
+    """One transaction of an ingest: its parts' rows, and for every ``SYNC_BATCH`` of them a
+    ``signal.ingest`` mutation with its audit entry, followed by the decisions of the
+    models that act alone, each in its signal's own history."""
+
+    def __init__(self, tx, report: IngestReport, origin: str) -> None:
+        self.tx, self.report, self.origin = tx, report, origin
+        self.connection = tx.session.connection()
+        now = to_db_text(tx.now)
+        self.now = (now, now)
+        self.suspended = set(tx.session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
+        self.rows = 0
+        self.stamp: str | None = None
+        self.ids: list[str] = []
+        self.decisions: list[dict] = []
+
+    def add(self, part: Prepared) -> None:
+        if self.stamp is not None and len(self.ids) + len(part.rows) > SYNC_BATCH:
+            self._mutation()
+        if self.stamp is None:
+            self.stamp = self.tx.stamp()
+        rows, report = part.rows, self.report
+        for i in part.autonomous:
+            if rows[i][SOURCE] in self.suspended:
+                rows[i] = _without_autonomy(rows[i])
+        tail = (*self.now, self.stamp)
+        added = self.connection.exec_driver_sql(_INSERT, [row + tail for row in rows]).rowcount
+        self.rows += len(rows)
+        report.duplicates += len(rows) - added
+        if not added:
+            return
+        keep = range(len(rows)) if added == len(rows) else _stored(self.connection, rows)
+        self.ids += [part.ids[i] for i in keep]
+        acting = [i for i in keep if i in part.autonomous and rows[i][STATUS] == ACTIONED]
+        decisions = [_autonomous_decision(part.autonomous[i], part.ids[i], rows[i], self.tx.now, self.stamp)
+                     for i in acting]
+        if decisions:
+            self.connection.execute(Decision.__table__.insert(), decisions)
+            self.decisions += decisions
+        report.added += len(keep)
+
+    def close(self) -> None:
+        self._mutation()
+
+    def _mutation(self) -> None:
+        """The ``signal.ingest`` mutation of the rows added since the last one."""
+        ids, decisions, tx = self.ids, self.decisions, self.tx
+        if ids:
             tx.record(entity="signal", entity_id=ids[0], op="ingest", mutation="signal.ingest",
                       args={"signal_ids": ids, "autonomous_decisions": [d["id"] for d in decisions]},
                       after={"origin": self.origin, "count": len(ids), "last_id": ids[-1], "autonomous": len(decisions)},
-                      stamp=stamp)
-            report.added += len(ids)
-        if self.wal.exists() and self.wal.stat().st_size > BULK_WAL_BYTES:
-            checkpoint(self.ctx.engine)
+                      stamp=self.stamp)
+        if decisions:
+            # after the mutation that carries these entries to the other devices, and the
+            # decisions themselves
+            tx.record_many(entity="signal", op="decide:act", mutation=None, changes=[
+                Change(d["signal_id"], after={"decision_id": d["id"], "by": d["decided_by"]}) for d in decisions])
+        self.stamp, self.ids, self.decisions = None, [], []
 
 
 @cache
@@ -222,15 +268,15 @@ def _without_autonomy(row: tuple) -> tuple:
     return tuple(changed)
 
 
-def _autonomous_decision(record: dict, signal_id: str, row: tuple, now: datetime, stamp: str) -> dict:
+def _autonomous_decision(snapshot: dict, signal_id: str, row: tuple, now: datetime, stamp: str) -> dict:
     """The decision an autonomous model makes alone at ingest, kept for a person's review."""
-    action = record["suggested_action"] or "act on its own signal"
+    action = snapshot["suggested_action"] or "act on its own signal"
     tier, rule, version = row[TIER], row[RULE], row[VERSION]
-    return {"id": new_id(), "signal_id": uuid.UUID(signal_id), "source": record["source"], "kind": DecisionKind.ACT.value,
+    return {"id": new_id(), "signal_id": uuid.UUID(signal_id), "source": snapshot["source"], "kind": DecisionKind.ACT.value,
             "rationale": f"autonomous under rule {rule!r}: {action}", "disposition": None,
-            "shelved_until": None, "decided_by": f"ai:{record['source']}", "decided_at": now, "tier": tier,
+            "shelved_until": None, "decided_by": f"ai:{snapshot['source']}", "decided_at": now, "tier": tier,
             "meeting_id": None, "policy_version": version,
-            "ai_snapshot": jsonable({name: record[name] for name in PAYLOAD}), "supersedes": None, "hlc": stamp}
+            "ai_snapshot": snapshot, "supersedes": None, "hlc": stamp}
 
 
 #: Most ids looked up in one statement (old SQLite builds allow 999 parameters).
@@ -239,7 +285,7 @@ _LOOKUP_CHUNK = 500
 
 def _stored(connection, rows: list[tuple]) -> list[int]:
     """The positions of ``rows`` the insert stored (the others were duplicates), found by
-    their new ids: asked only when a batch held duplicates."""
+    their new ids: asked only when a part held duplicates."""
     found: set[str] = set()
     ids = [row[0] for row in rows]
     for i in range(0, len(ids), _LOOKUP_CHUNK):

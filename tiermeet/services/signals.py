@@ -20,6 +20,7 @@ from tiermeet.domain.errors import DomainError
 from tiermeet.domain.lifecycle import next_signal_status, signal_verb_for_decision
 from tiermeet.domain.policy import SignalFacts, response_deadline
 from tiermeet.domain.refs import short_ref
+from tiermeet.ingest.contract import PAYLOAD
 from tiermeet.services.context import Context
 from tiermeet.services.lookup import find_person, load_record
 from tiermeet.services.requests import ActionSpec, Outcome
@@ -30,8 +31,6 @@ from tiermeet.store.models import Action, Comment, Decision, Escalation, Signal
 #: Lifecycle columns shown in audit before/after images.
 LIFECYCLE = ("status", "status_epoch", "tier", "deadline", "acknowledged_by", "shelved_until", "disposition", "resolved_at")
 #: The AI output a decision snapshots.
-PAYLOAD = ("source", "model_version", "kind", "detected_at", "area", "line", "asset", "category", "severity",
-           "confidence", "title", "detail", "suggested_action", "evidence_url", "extra")
 
 MAX_TEXT = 10_000
 
