@@ -199,13 +199,21 @@ def place(policy: Governance, facts: SignalFacts, top_tier: int) -> Placement:
     Remembered per policy (which is immutable), keyed on what the rules read of the facts:
     signals arrive by the thousand with the same model, line, category and severity, and
     each would otherwise walk the rules again."""
+    return _placed(policy, facts.category, facts.severity, facts.source, facts.kind, facts.area, facts.line,
+                   facts.confidence, top_tier)
+
+
+def _placed(policy: Governance, category, severity, source: str, kind, area: str, line: str | None,
+            confidence: float | None, top_tier: int) -> Placement:
+    """``place`` of the facts given one by one: an ingest places signals by the hundred
+    thousand, and makes the facts only when a placement is not remembered yet."""
     memo = _memo(policy)
-    key = (facts.category, facts.severity, facts.source, facts.kind, facts.area, facts.line, memo.band(facts.confidence),
-           top_tier)
+    key = (category, severity, source, kind, area, line, memo.band(confidence), top_tier)
     found = memo.placements.get(key)
     if found is None:
         if len(memo.placements) >= PLACEMENTS_KEPT:
             memo.placements.clear()
+        facts = SignalFacts(category, severity, source, kind, area, line, confidence)
         found = memo.placements[key] = _place(policy, facts, top_tier)
     return found
 
@@ -244,9 +252,8 @@ def first_window(policy: Governance, record: dict, now: datetime, top_tier: int,
                  calendar: ShiftCalendar) -> tuple[Placement, datetime, datetime]:
     """Where a new signal (an ingest record's fields) starts: its placement, and its first
     window, which opens at detection — or at arrival, for a detection time still ahead."""
-    facts = SignalFacts(record["category"], record["severity"], record["source"], record["kind"], record["area"],
-                        record["line"], record["confidence"])
-    placement = place(policy, facts, top_tier)
+    placement = _placed(policy, record["category"], record["severity"], record["source"], record["kind"], record["area"],
+                        record["line"], record["confidence"], top_tier)
     start = min(record["detected_at"], now)
     return placement, start, deadline(placement.window, start, calendar)
 

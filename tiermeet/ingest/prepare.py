@@ -10,9 +10,7 @@ halves of an ingest then take about as long as the slower one instead of their s
 import json
 import marshal
 import pickle
-import queue
 import sys
-import threading
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -109,25 +107,39 @@ class Preparer:
         return Prepared(rows, ids, autonomous)
 
 
+class Checker:
+    """Checks records one at a time: against the contract, and against the (source,
+    external_id) of every record it passed before. A refused one goes to ``rejected`` as
+    (position, field, reason); ``place`` says where positions are ("on line", "at index")."""
+
+    def __init__(self, plan: Plan, rejected: list[tuple[int, str, str]], place: str) -> None:
+        self.plan, self.rejected, self.place = plan, rejected, place
+        self.first: dict[tuple[str, str], int] = {}
+
+    def __call__(self, position: int, data: dict) -> dict | None:
+        """The record as signal columns, or None when it is refused."""
+        try:
+            record = check_record(data, self.plan)
+        except RecordError as exc:
+            self.rejected.append((position, exc.field, exc.reason))
+            return None
+        key = (record["source"], record["external_id"])
+        first = self.first.setdefault(key, position)
+        if first != position:
+            self.rejected.append((position, "external_id",
+                                  f"{key[1]!r} from source {key[0]!r} already appears {self.place} {first}"))
+            return None
+        return record
+
+
 def checked(items: Iterable[tuple[int, dict]], plan: Plan, rejected: list[tuple[int, str, str]],
             place: str) -> Iterator[tuple[int, dict]]:
-    """Each (position, record) of ``items`` that passes the contract and names a (source,
-    external_id) no earlier one named. A refused one goes to ``rejected`` as (position,
-    field, reason); ``place`` says where positions are ("on line", "at index")."""
-    first: dict[tuple[str, str], int] = {}
+    """Each (position, record) of ``items`` that the ``Checker`` passes."""
+    check = Checker(plan, rejected, place)
     for position, data in items:
-        try:
-            record = check_record(data, plan)
-        except RecordError as exc:
-            rejected.append((position, exc.field, exc.reason))
-            continue
-        key = (record["source"], record["external_id"])
-        if key in first:
-            rejected.append((position, "external_id",
-                             f"{key[1]!r} from source {key[0]!r} already appears {place} {first[key]}"))
-            continue
-        first[key] = position
-        yield position, record
+        record = check(position, data)
+        if record is not None:
+            yield position, record
 
 
 def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, rejected: list[tuple[int, str, str]],
@@ -135,17 +147,15 @@ def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, reje
     """``rows`` checked and prepared, ``size`` at a time. A row that cannot be read or is
     refused, or that repeats a (source, external_id) of an earlier line, goes to
     ``rejected`` as (line, field, reason) and never stops the others."""
-
-    def readable() -> Iterator[tuple[int, dict]]:
-        for row in rows:
-            if isinstance(row, Problem):
-                rejected.append((row.line, row.field, row.reason))
-            else:
-                yield row.line, row.data
-
-    prepare = Preparer(config, now)
+    check, prepare = Checker(plan_of(config), rejected, "on line"), Preparer(config, now)
     batch: list[dict] = []
-    for _line, record in checked(readable(), plan_of(config), rejected, "on line"):
+    for row in rows:
+        if type(row) is Problem:
+            rejected.append((row.line, row.field, row.reason))
+            continue
+        record = check(row.line, row.data)
+        if record is None:
+            continue
         batch.append(record)
         if len(batch) >= size:
             yield prepare(batch)
@@ -162,17 +172,14 @@ def read_and_prepare(source: BinaryIO, out: BinaryIO) -> None:
     ``("error", (the exception pickled, its traceback as text), rejected)``."""
     path, fmt, name, config, now, size = pickle.load(source)
     rejected: list[tuple[int, str, str]] = []
-    sender = _Sender(out)
     try:
         with open(path, "rb") as stream:
             for part in batches(read_rows(stream, name, fmt), config, now, rejected, size):
-                sender.send(("part", (part.rows, part.ids, part.autonomous), rejected))
-                rejected.clear()  # sent: ``send`` marshals the message before it returns
-        sender.send(("done", None, rejected))
+                _send(out, ("part", (part.rows, part.ids, part.autonomous), rejected))
+                rejected.clear()
+        _send(out, ("done", None, rejected))
     except Exception as exc:  # noqa: BLE001 - handed to the writing process, which raises it
-        sender.send(("error", (pickle.dumps(_sendable(exc)), traceback.format_exc()), rejected))
-    finally:
-        sender.close()
+        _send(out, ("error", (pickle.dumps(_sendable(exc)), traceback.format_exc()), rejected))
 
 
 def receive(stream: BinaryIO) -> tuple[str, Prepared | Exception | None, list[tuple[int, str, str]], str]:
@@ -195,43 +202,11 @@ def receive(stream: BinaryIO) -> tuple[str, Prepared | Exception | None, list[tu
 #: Each message goes as its length (this many bytes) and its ``marshal`` bytes: reading a
 #: whole message at once, not value by value from the pipe.
 _HEADER = 8
-#: Messages the reading process keeps ready for the writer.
-_AHEAD = 4
-
-
-class _Sender:
-    """Writes messages to the writer from a thread of its own, so that preparing goes on
-    while the pipe is full (the writer committing a batch), until ``_AHEAD`` messages wait.
-    A failed write (the writer is gone) is raised by the next ``send`` or ``close``."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.waiting: queue.Queue[bytes | None] = queue.Queue(_AHEAD)
-        self.failed: OSError | None = None
-        self.thread = threading.Thread(target=self._run, name="ingest-sender", daemon=True)
-        self.thread.start()
-
-    def send(self, message: tuple) -> None:
-        data = marshal.dumps(message)
-        if self.failed is not None:
-            raise self.failed
-        self.waiting.put(data)
-
-    def close(self) -> None:
-        self.waiting.put(None)
-        self.thread.join()
-        if self.failed is not None:
-            raise self.failed
-
-    def _run(self) -> None:
-        while (data := self.waiting.get()) is not None:
-            if self.failed is None:
-                try:
-                    self.out.write(len(data).to_bytes(_HEADER, "big"))
-                    self.out.write(data)
-                    self.out.flush()
-                except OSError as exc:
-                    self.failed = exc
+def _send(out: BinaryIO, message: tuple) -> None:
+    data = marshal.dumps(message)
+    out.write(len(data).to_bytes(_HEADER, "big"))
+    out.write(data)
+    out.flush()
 
 
 def _sendable(exc: Exception) -> Exception:

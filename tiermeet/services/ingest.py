@@ -52,7 +52,9 @@ SYNC_BATCH = 10_000
 #: Rows read, checked and prepared at a time, and inserted at a time into the open batch: a
 #: file read in a second process reaches the writer in parts this small, so that writing
 #: starts soon and neither process waits long for the other.
-PART = 2_500
+PART = 1_000
+#: What the pipe from the reading process holds (Linux lets a process ask for up to this).
+PIPE_BYTES = 1024 * 1024
 #: Files at least this large are read in a second process (starting it costs about a
 #: fifth of a second; below this size the file takes less than that to read).
 SECOND_PROCESS_BYTES = 8 * 1024 * 1024
@@ -124,6 +126,7 @@ class IngestService:
         with subprocess.Popen([sys.executable, "-P", "-m", "tiermeet.ingest.prepare"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE) as reader:
             try:
+                _widen(reader.stdout)
                 pickle.dump(job, reader.stdin)
                 reader.stdin.close()
                 with self.ctx.bulk() as bulk:
@@ -134,6 +137,17 @@ class IngestService:
                 reader.kill()
                 raise
         return report
+
+
+def _widen(pipe) -> None:
+    """Let the pipe from the reading process hold a megabyte (Linux; 64 KiB otherwise), so
+    that the part it prepared while the writer was busy waits there, not in that process."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def _received(reader: subprocess.Popen, origin: str, report: IngestReport) -> Iterator[Prepared]:
