@@ -5,7 +5,8 @@ Target (Foundation issue, "Reading"): a board page in at most 2 ms, from a plan 
 ``ix_signal_board_*`` index. Three boards are measured — tier 1 for a line, tier 2 for an
 area, tier 3 for the plant — each as the first page and the page after it, three ways:
 
-  sql            the statement alone (``board_sql``), rows fetched as tuples
+  sql            the statement alone (``board_sql``; for the plant, merging the boards of the
+                 areas ``plant_areas`` found once), rows fetched as tuples
   board_page     ``board_page`` on an open connection: the statement plus SignalRow objects
   service        ``BoardService.page``, which opens and closes a connection per page
 
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
     from tiermeet.services.board import BoardService
     from tiermeet.services.context import Context
     from tiermeet.settings import load_config
-    from tiermeet.store.queries import Cursor, Filters, Scope, board_page, board_sql, connect_read
+    from tiermeet.store.queries import Cursor, Filters, Scope, board_page, board_sql, connect_read, plant_areas
 
     if args.db is not None:
         db = args.db.resolve()
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
                 if page == "next" and after is None:
                     continue
                 _data.log(f"{label}, {page} page")
-                sql, params = board_sql(scope, Filters(), after, args.limit)
+                sql, params = board_sql(scope, Filters(), after, args.limit, areas=plant_areas(conn, scope))
                 rows = len(conn.execute(sql, params).fetchall())
                 ways = {
                     "sql": timings(lambda sql=sql, params=params: conn.execute(sql, params).fetchall(), args.runs),

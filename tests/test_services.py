@@ -21,7 +21,7 @@ from tiermeet.services.bundle import open_services
 from tiermeet.services.requests import ActionSpec, Outcome
 from tiermeet.settings import demo_config_text, parse_config
 from tiermeet.store.models import Signal
-from tiermeet.store.queries import Cursor, Filters, Scope, board_sql
+from tiermeet.store.queries import Cursor, Filters, Scope, board_sql, plant_areas
 
 # --------------------------------------------------------------------------------------
 # Reading the journal straight from the file.
@@ -395,6 +395,34 @@ def test_keyset_pages_return_every_active_signal_once(services, board_signals, p
     assert [s.id for s in seen] == [s.id for s in board_signals]
 
 
+@pytest.mark.parametrize("page_size", [1, 7, 500])
+@pytest.mark.parametrize("merged", [True, False], ids=["areas merged", "too many areas to merge"])
+def test_plant_board_is_every_area_in_board_order(services, monkeypatch, page_size, merged):
+    from tiermeet.store import queries
+
+    if not merged:
+        monkeypatch.setattr(queries, "_MAX_AREAS", 1)
+    places = [("machining", "CNC1"), ("machining", "GRIND"), ("assembly", "ASM1"), ("assembly", None)]
+    rows = [Row(n + 1, signal_record(n, area=places[n % 4][0], line=places[n % 4][1], severity=SEVERITIES[n % 3],
+                                     detected_at=f"2026-11-25T08:{(n * 7) % 30:02d}:00+01:00")) for n in range(40)]
+    assert services.ingest.ingest(rows, origin="plant").added == 40
+    with services.ctx.read() as session:
+        signals = list(session.scalars(select(Signal)))
+    services.signals.escalate(signals[0].id, actor="anna", reason="r")  # on the tier-2 board now
+    services.signals.decide(signals[1].id, actor="anna", kind="dismiss", rationale="r", disposition="duplicate")
+    expected = sorted((s for s in signals[2:]), key=lambda s: (s.deadline, s.severity_rank, s.id))
+    seen, after = [], None
+    for _ in range(100):
+        page = services.board.page(Scope(tier=1), after=after, limit=page_size)
+        if not page:
+            break
+        seen.extend(page)
+        after = Cursor.after(page[-1])
+    assert [s.id for s in seen] == [s.id for s in expected]
+    assert {s.area for s in seen} == {"machining", "assembly"}
+    assert [s.id for s in services.board.page(Scope(tier=2))] == [signals[0].id]
+
+
 def test_board_filters(services, board_signals):
     everything = services.board.page(Scope(), limit=500)
     assert len(everything) == 54 + 1 + 1  # CNC1 tier 1, CNC2 and the escalated one
@@ -412,9 +440,9 @@ def test_board_filters(services, board_signals):
     assert services.board.scope_for(3, "plant") == Scope(tier=3)
 
 
-def _plan(db_path, *args, **kw) -> str:
-    sql, params = board_sql(*args, **kw)
+def _plan(db_path, scope, filters=Filters(), **kw) -> str:
     conn = sqlite3.connect(db_path)
+    sql, params = board_sql(scope, filters, areas=plant_areas(conn, scope, filters), **kw)
     rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
     conn.close()
     return " | ".join(r[-1] for r in rows)
@@ -423,7 +451,7 @@ def _plan(db_path, *args, **kw) -> str:
 @pytest.mark.parametrize(("scope", "index"), [
     (Scope(tier=1, line="CNC1"), "ix_signal_board_line"),
     (Scope(tier=2, area="machining"), "ix_signal_board_area"),
-    (Scope(tier=3), "ix_signal_board_plant"),
+    (Scope(tier=1), "ix_signal_board_area"),  # the plant's board: its areas' boards merged
 ])
 def test_board_query_plan_uses_a_board_index(db_path, board_signals, scope, index):
     first = _plan(db_path, scope)

@@ -5,13 +5,16 @@ The board reads one page at a time in board order (window deadline, then severit
 id) with keyset pagination — the next page starts after the last row shown — so a page
 costs the same on the first day and after a year of history. Active signals are served
 by the partial ``ix_signal_board_*`` indexes, whose WHERE clause this query repeats
-word for word so SQLite can use them. Importing this module loads no ORM: the board
-opens before SQLAlchemy has finished importing.
+word for word so SQLite can use them: a line's board by the line index, an area's by
+the area index, and the plant's by merging the boards of its areas. Importing this
+module loads no ORM: the board opens before SQLAlchemy has finished importing.
 """
 
 import json
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -145,10 +148,38 @@ class Cursor:
         return cls(signal.deadline, signal.severity_rank, signal.id)
 
 
+#: The areas with active signals at a tier, found by one step through the area index per
+#: area rather than by reading those signals.
+_AREAS_SQL = f"""WITH RECURSIVE found(area) AS (
+    SELECT min(area) FROM signal WHERE tier = ?1 AND {ACTIVE_SQL}
+    UNION ALL
+    SELECT (SELECT min(area) FROM signal WHERE tier = ?1 AND {ACTIVE_SQL} AND area > found.area) FROM found
+    WHERE area IS NOT NULL)
+SELECT area FROM found WHERE area IS NOT NULL"""
+#: Most SELECTs SQLite joins in one compound statement (its SQLITE_MAX_COMPOUND_SELECT).
+_MAX_AREAS = 500
+
+
+def plant_areas(conn: sqlite3.Connection, scope: Scope, filters: Filters = Filters()) -> list[str] | None:
+    """For the board of a whole plant at one tier showing its active signals, the areas
+    that have any; None for any other board, and for a plant of more areas than one
+    statement can merge.
+
+    There is no index of a tier's signals in board order (each index is one more insert
+    for every ingested signal): the area index serves each area's board in that order,
+    and SQLite merges them, reading no more rows than the page shows."""
+    plant = scope.tier is not None and scope.line is None and scope.area is None
+    if not plant or tuple(filters.statuses or ACTIVE) != ACTIVE:
+        return None
+    areas = [area for (area,) in conn.execute(_AREAS_SQL, (scope.tier,))]
+    return areas if 0 < len(areas) <= _MAX_AREAS else None
+
+
 def board_sql(scope: Scope, filters: Filters = Filters(), after: Cursor | None = None, limit: int = 200,
-              signal_id: uuid.UUID | None = None) -> tuple[str, list]:
+              signal_id: uuid.UUID | None = None, areas: list[str] | None = None) -> tuple[str, list]:
     """The SQL text and parameters of one board page (or, with ``signal_id``, of that one
-    signal if the board shows it)."""
+    signal if the board shows it); with ``areas`` (``plant_areas``), the page merged from
+    the boards of those areas."""
     where, params = [], []
     if signal_id is not None:
         where.append("id = ?")
@@ -176,8 +207,11 @@ def board_sql(scope: Scope, filters: Filters = Filters(), after: Cursor | None =
     if after is not None:
         where.append("(deadline, severity_rank, id) > (?, ?, ?)")
         params += [_utc_text(after.deadline), after.severity_rank, after.id.hex]
-    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY deadline, severity_rank, id LIMIT ?"
-    return sql, [*params, limit]
+    order = "ORDER BY deadline, severity_rank, id LIMIT ?"
+    if areas:
+        arm = f"{_SELECT} WHERE {' AND '.join(where)} AND area = ?"
+        return f"{' UNION ALL '.join([arm] * len(areas))} {order}", [*(p for a in areas for p in (*params, a)), limit]
+    return f"{_SELECT} WHERE {' AND '.join(where)} {order}", [*params, limit]
 
 
 def connect_read(path: Path) -> sqlite3.Connection:
@@ -190,8 +224,22 @@ def connect_read(path: Path) -> sqlite3.Connection:
 def board_page(conn: sqlite3.Connection, scope: Scope, filters: Filters = Filters(), after: Cursor | None = None,
                limit: int = 200) -> list[SignalRow]:
     """One page of a board, in board order."""
-    sql, params = board_sql(scope, filters, after, limit)
-    return [_row(values) for values in conn.execute(sql, params)]
+    with _snapshot(conn):  # the areas found and the page read from one state of the database
+        sql, params = board_sql(scope, filters, after, limit, areas=plant_areas(conn, scope, filters))
+        return [_row(values) for values in conn.execute(sql, params)]
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """A read transaction around the statements inside, unless one is open already."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
 
 
 def board_row(conn: sqlite3.Connection, scope: Scope, filters: Filters, signal_id: uuid.UUID) -> SignalRow | None:
