@@ -119,10 +119,10 @@ def time_ingest(db: Path, path: Path, expected: int, profile: Path | None = None
 
 def new_rows(db: Path, after_rowid: int) -> list[tuple]:
     """The signal rows an ingest added, as stored, in the order it wrote them."""
-    from tiermeet.ingest.prepare import COLUMNS
+    from tiermeet.ingest.prepare import COLUMNS, WRITER_COLUMNS
 
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM signal WHERE rowid > ? ORDER BY rowid", (after_rowid,)).fetchall()
+        rows = conn.execute(f"SELECT {', '.join(COLUMNS + WRITER_COLUMNS)} FROM signal WHERE rowid > ? ORDER BY rowid", (after_rowid,)).fetchall()
     conn.close()
     return rows
 
@@ -133,10 +133,11 @@ def time_raw(db: Path, rows: list[tuple], batch: int) -> tuple[float, float]:
     (WAL, synchronous=FULL, its large page cache and no checkpoint until the end) and one
     checkpoint at the end, as the ingest does — the database's own cost, the floor under
     the ingest service."""
-    from tiermeet.ingest.prepare import COLUMNS
+    from tiermeet.ingest.prepare import COLUMNS, WRITER_COLUMNS
     from tiermeet.store.engine import BULK_PRAGMAS, PRAGMAS
 
-    sql = f"INSERT INTO signal ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    columns = COLUMNS + WRITER_COLUMNS
+    sql = f"INSERT INTO signal ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     conn = sqlite3.connect(db, isolation_level=None)
     for pragma in (*PRAGMAS, *BULK_PRAGMAS):
         conn.execute(pragma)

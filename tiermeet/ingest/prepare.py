@@ -7,6 +7,7 @@ halves of an ingest then take about as long as the slower one instead of their s
 ``batches`` is shared by both ways.
 """
 
+import gc
 import json
 import marshal
 import pickle
@@ -32,14 +33,16 @@ if TYPE_CHECKING:
 
 AUTONOMOUS, OPEN, ACTIONED = Autonomy.AUTONOMOUS.value, SignalStatus.OPEN.value, SignalStatus.ACTIONED.value
 
-#: Columns of a newly ingested signal, in the order the prepared rows hold them; the last
-#: three belong to the transaction that writes the batch and are added there.
+#: Columns of a newly ingested signal, in the order the prepared rows hold them.
 COLUMNS = ("id", "external_id", "source", "model_version", "kind", "detected_at", "area", "line", "asset", "category",
            "severity", "severity_rank", "confidence", "title", "detail", "suggested_action", "evidence_url", "extra",
-           "status", "status_epoch", "tier", "tier_entered_at", "deadline", "first_deadline", "autonomy", "policy_rule",
-           "policy_version", "ingested_at", "updated_at", "updated_hlc")
-SOURCE, STATUS, TIER, AUTONOMY, RULE, VERSION = (COLUMNS.index(name) for name in (
-    "source", "status", "tier", "autonomy", "policy_rule", "policy_version"))
+           "status", "tier", "tier_entered_at", "deadline", "autonomy", "policy_rule", "policy_version")
+#: The columns the writer fills in itself, the same for every row of a transaction but the
+#: first deadline (the row's deadline): each value a row does not carry is one the driver
+#: does not bind a hundred thousand times.
+WRITER_COLUMNS = ("first_deadline", "status_epoch", "ingested_at", "updated_at", "updated_hlc")
+SOURCE, STATUS, TIER, DEADLINE, AUTONOMY, RULE, VERSION = (COLUMNS.index(name) for name in (
+    "source", "status", "tier", "deadline", "autonomy", "policy_rule", "policy_version"))
 TIMES = frozenset({"detected_at", "ingested_at", "tier_entered_at", "deadline", "updated_at", "first_deadline"})
 #: Columns whose types change the Python value on the way to SQLite; the preparer does that
 #: itself, once per value rather than through a bind processor per column per row: ids as
@@ -91,7 +94,6 @@ class Preparer:
             signal_id = new_signal_id()
             detected = r["detected_at"]
             detected_text = to_db_text(detected)
-            due_text = to_db_text(due)
             extra = r["extra"]
             if autonomy == AUTONOMOUS:
                 autonomous[len(rows)] = to_jsonable_python({name: r[name] for name in PAYLOAD})
@@ -99,8 +101,8 @@ class Preparer:
                 signal_id.replace("-", ""), r["external_id"], r["source"], r["model_version"], r["kind"], detected_text,
                 r["area"], r["line"], r["asset"], r["category"], r["severity"], r["severity_rank"], r["confidence"],
                 r["title"], r["detail"], r["suggested_action"], r["evidence_url"], None if extra is None else dumps(extra),
-                ACTIONED if autonomy == AUTONOMOUS else OPEN, 0, placement.start_tier,
-                detected_text if start is detected else to_db_text(start), due_text, due_text, autonomy, placement.rule,
+                ACTIONED if autonomy == AUTONOMOUS else OPEN, placement.start_tier,
+                detected_text if start is detected else to_db_text(start), to_db_text(due), autonomy, placement.rule,
                 version,
             ))
             ids.append(signal_id)
@@ -112,9 +114,12 @@ class Checker:
     external_id) of every record it passed before. A refused one goes to ``rejected`` as
     (position, field, reason); ``place`` says where positions are ("on line", "at index")."""
 
-    def __init__(self, plan: Plan, rejected: list[tuple[int, str, str]], place: str) -> None:
+    def __init__(self, plan: Plan, rejected: list[tuple[int, str, str]], place: str,
+                 seen: dict[tuple[str, str], int] | None = None) -> None:
         self.plan, self.rejected, self.place = plan, rejected, place
-        self.first: dict[tuple[str, str], int] = {}
+        #: (source, external_id) → where it first appeared; ``seen`` holds those of the
+        #: records checked elsewhere before these (the head of a file)
+        self.first: dict[tuple[str, str], int] = dict(seen or {})
 
     def __call__(self, position: int, data: dict) -> dict | None:
         """The record as signal columns, or None when it is refused."""
@@ -143,11 +148,13 @@ def checked(items: Iterable[tuple[int, dict]], plan: Plan, rejected: list[tuple[
 
 
 def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, rejected: list[tuple[int, str, str]],
-            size: int) -> Iterator[Prepared]:
-    """``rows`` checked and prepared, ``size`` at a time. A row that cannot be read or is
-    refused, or that repeats a (source, external_id) of an earlier line, goes to
-    ``rejected`` as (line, field, reason) and never stops the others."""
-    check, prepare = Checker(plan_of(config), rejected, "on line"), Preparer(config, now)
+            size: int, check: Checker | None = None) -> Iterator[Prepared]:
+    """``rows`` checked (by ``check``, or a fresh ``Checker``) and prepared, ``size`` at a
+    time. A row that cannot be read or is refused, or that repeats a (source, external_id)
+    of an earlier line, goes to ``rejected`` as (line, field, reason) and never stops the
+    others."""
+    check = check or Checker(plan_of(config), rejected, "on line")
+    prepare = Preparer(config, now)
     batch: list[dict] = []
     for row in rows:
         if type(row) is Problem:
@@ -166,15 +173,23 @@ def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, reje
 
 def read_and_prepare(source: BinaryIO, out: BinaryIO) -> None:
     """The second process of a large ingest. Reads its job from ``source`` — (path, format,
-    name, config, now, part size), pickled — and writes to ``out``, by ``marshal``, each
-    prepared part with the rows refused since the one before as ``("part", (rows, ids,
-    autonomous), rejected)``, then ``("done", None, rejected)``; or, when reading fails,
-    ``("error", (the exception pickled, its traceback as text), rejected)``."""
-    path, fmt, name, config, now, size = pickle.load(source)
+    name, config, now, part size, byte offset, line number there), pickled — then, pickled
+    too, where each (source, external_id) of the lines before that offset first appeared
+    (the writer reads those itself). Writes to ``out``, by ``marshal``, each prepared part
+    with the rows refused since the one before as ``("part", (rows, ids, autonomous),
+    rejected)``, then ``("done", None, rejected)``; or, when reading fails, ``("error",
+    (the exception pickled, its traceback as text), rejected)``."""
+    # Nothing this process makes refers back to itself: the collector would only walk the
+    # records, parts and rows being made, a twentieth of the time spent making them.
+    gc.disable()
+    path, fmt, name, config, now, size, offset, first_line = pickle.load(source)
     rejected: list[tuple[int, str, str]] = []
     try:
+        seen = pickle.load(source)
+        check = Checker(plan_of(config), rejected, "on line", seen)
         with open(path, "rb") as stream:
-            for part in batches(read_rows(stream, name, fmt), config, now, rejected, size):
+            stream.seek(offset)
+            for part in batches(read_rows(stream, name, fmt, first_line), config, now, rejected, size, check):
                 _send(out, ("part", (part.rows, part.ids, part.autonomous), rejected))
                 rejected.clear()
         _send(out, ("done", None, rejected))

@@ -79,8 +79,9 @@ def _json_type(value) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number"}[type(value)]
 
 
-def read_jsonl(stream: BinaryIO) -> Iterator[Row | Problem]:
-    """Rows of a JSON Lines stream; blank lines are skipped.
+def read_jsonl(stream: BinaryIO, first_line: int = 1) -> Iterator[Row | Problem]:
+    """Rows of a JSON Lines stream whose first line is line ``first_line`` of its file (a
+    byte-order mark is looked for on line 1 only); blank lines are skipped.
 
     Each line is first given to orjson, three times faster than the standard library. A
     line it refuses (it is stricter: a byte-order mark, NaN, lone surrogates) or may have
@@ -88,7 +89,7 @@ def read_jsonl(stream: BinaryIO) -> Iterator[Row | Problem]:
     before, so what is accepted, how it is read, and the message for what is not, do not
     change."""
     fast, exact, loads, scan, space = orjson.loads, same_as_stdlib, json.loads, _scan, _JSON_SPACE
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in enumerate(stream, start=first_line):
         try:
             data = fast(raw)
         except orjson.JSONDecodeError:
@@ -163,6 +164,7 @@ def read_csv(stream: BinaryIO, name: str) -> Iterator[Row | Problem]:
         yield Row(line, {k: v for k, v in zip(header, values, strict=True) if v != ""})
 
 
-def read_rows(stream: BinaryIO, name: str, fmt: str) -> Iterator[Row | Problem]:
-    """Rows of ``stream`` in format ``fmt``."""
-    return read_jsonl(stream) if fmt == "jsonl" else read_csv(stream, name)
+def read_rows(stream: BinaryIO, name: str, fmt: str, first_line: int = 1) -> Iterator[Row | Problem]:
+    """Rows of ``stream`` in format ``fmt``; a JSON Lines stream may start at a later line
+    of its file, ``first_line``."""
+    return read_jsonl(stream, first_line) if fmt == "jsonl" else read_csv(stream, name)

@@ -14,9 +14,11 @@ this one writes, and takes about as long as the slower half instead of their sum
 are still written one at a time and in file order, each whole or not at all.
 """
 
+import io
 import itertools
 import json
 import pickle
+import re
 import subprocess
 import sys
 import uuid
@@ -31,7 +33,8 @@ from sqlalchemy import select
 
 from tiermeet.domain.enums import Autonomy, DecisionKind
 from tiermeet.ingest.prepare import (
-    ACTIONED, AUTONOMY, COLUMNS, CONVERTED, OPEN, RULE, SOURCE, STATUS, TIER, VERSION, Prepared, batches, receive,
+    ACTIONED, AUTONOMY, COLUMNS, CONVERTED, DEADLINE, OPEN, RULE, SOURCE, STATUS, TIER, VERSION, WRITER_COLUMNS, Checker,
+    Prepared, batches, plan_of, receive,
 )
 from tiermeet.ingest.readers import Problem, Row, read_rows
 from tiermeet.services.context import Context
@@ -53,6 +56,10 @@ SYNC_BATCH = 10_000
 #: file read in a second process reaches the writer in parts this small, so that writing
 #: starts soon and neither process waits long for the other.
 PART = 1_000
+#: Lines of a large JSON Lines file the writer reads itself, at most (and bytes, at most):
+#: about as many as it takes the reading process to start and send its first part.
+HEAD_ROWS = 5_000
+HEAD_BYTES = 4 * 1024 * 1024
 #: What the pipe from the reading process holds (Linux lets a process ask for up to this).
 PIPE_BYTES = 1024 * 1024
 #: Files at least this large are read in a second process (starting it costs about a
@@ -65,10 +72,23 @@ READER_EXIT_SECONDS = 10
 BULK_WAL_BYTES = 512 * 1024 * 1024
 INGEST_ACTOR = "system:ingest"
 SIGN_OFF = Autonomy.SIGN_OFF.value
-#: A signal already stored under its (source, external_id) is left as it is and counted as a
-#: duplicate: the unique index finds it while inserting, with no lookup of its own.
-_INSERT = (f"INSERT INTO signal ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-           "ON CONFLICT (source, external_id) DO NOTHING")
+#: What a transaction writes into the columns prepared rows do not carry, as SQL: written
+#: into the statement, they are not bound again for every row.
+_STAMP = re.compile(r"[0-9a-f]{16}")
+_NOW = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}")
+
+
+def _insert_sql(now: str, stamp: str) -> str:
+    """The statement that inserts prepared rows in a transaction that began at ``now`` (as
+    stored) under clock ``stamp``. A signal already stored under its (source, external_id)
+    is left as it is and counted as a duplicate: the unique index finds it while inserting,
+    with no lookup of its own."""
+    if not (_NOW.fullmatch(now) and _STAMP.fullmatch(stamp)):
+        raise ValueError(f"not a stored time and a clock stamp: {now!r}, {stamp!r}")
+    values = ", ".join(f"?{i}" for i in range(1, len(COLUMNS) + 1))
+    return (f"INSERT INTO signal ({', '.join(COLUMNS + WRITER_COLUMNS)}) "
+            f"VALUES ({values}, ?{DEADLINE + 1}, 0, '{now}', '{now}', '{stamp}') "
+            "ON CONFLICT (source, external_id) DO NOTHING")
 
 
 @dataclass
@@ -114,12 +134,15 @@ class IngestService:
 
     def ingest_file(self, path: Path, fmt: str, *, origin: str, actor: str = INGEST_ACTOR) -> IngestReport:
         """``ingest`` of a JSON Lines or CSV file; one of ``SECOND_PROCESS_BYTES`` or more is
-        read and prepared in a second process while this one writes."""
+        read and prepared in a second process while this one writes. Of a JSON Lines file,
+        this process reads the first lines itself while that process starts."""
         if Path(path).stat().st_size < SECOND_PROCESS_BYTES:
             with open(path, "rb") as stream:
                 return self.ingest(read_rows(stream, origin, fmt), origin=origin, actor=actor)
         report = IngestReport()
-        job = (str(path), fmt, origin, self.ctx.config, self.ctx.clock.now(), PART)
+        config, now = self.ctx.config, self.ctx.clock.now()
+        head = _head(path) if fmt == "jsonl" else b""
+        job = (str(path), fmt, origin, config, now, PART, len(head), head.count(b"\n") + 1)
         # A fresh interpreter, not a fork: this process may hold database connections and
         # threads that a forked child must not inherit. -P keeps the working directory off
         # its path, so that it imports the same tiermeet as this process.
@@ -128,15 +151,33 @@ class IngestService:
             try:
                 _widen(reader.stdout)
                 pickle.dump(job, reader.stdin)
+                reader.stdin.flush()
+                check = Checker(plan_of(config), report.rejected, "on line")
+                first = list(batches(read_rows(io.BytesIO(head), origin, fmt), config, now, report.rejected, PART, check))
+                pickle.dump(check.first, reader.stdin)
                 reader.stdin.close()
                 with self.ctx.bulk() as bulk:
-                    _Writer(bulk, report, origin, actor).write(_received(reader, origin, report))
+                    _Writer(bulk, report, origin, actor).write(itertools.chain(first, _received(reader, origin, report)))
                 if reader.wait(READER_EXIT_SECONDS) != 0:
                     raise IngestError(f"the process reading {origin} ended with exit code {reader.returncode}")
             except BaseException:
                 reader.kill()
                 raise
         return report
+
+
+def _head(path: Path) -> bytes:
+    """The first whole lines of a file, up to ``HEAD_ROWS`` of them and ``HEAD_BYTES``: what
+    the writer reads itself while the reading process starts."""
+    with open(path, "rb") as stream:
+        data = stream.read(HEAD_BYTES)
+    end = -1
+    for _ in range(HEAD_ROWS):
+        found = data.find(b"\n", end + 1)
+        if found < 0:
+            break
+        end = found
+    return data[:end + 1]
 
 
 def _widen(pipe) -> None:
@@ -207,11 +248,11 @@ class _Batch:
     def __init__(self, tx, report: IngestReport, origin: str) -> None:
         self.tx, self.report, self.origin = tx, report, origin
         self.connection = tx.session.connection()
-        now = to_db_text(tx.now)
-        self.now = (now, now)
+        self.now = to_db_text(tx.now)
         self.suspended = set(tx.session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
         self.rows = 0
         self.stamp: str | None = None
+        self.insert = ""
         self.ids: list[str] = []
         self.decisions: list[dict] = []
 
@@ -220,12 +261,12 @@ class _Batch:
             self._mutation()
         if self.stamp is None:
             self.stamp = self.tx.stamp()
+            self.insert = _insert_sql(self.now, self.stamp)
         rows, report = part.rows, self.report
         for i in part.autonomous:
             if rows[i][SOURCE] in self.suspended:
                 rows[i] = _without_autonomy(rows[i])
-        tail = (*self.now, self.stamp)
-        added = self.connection.exec_driver_sql(_INSERT, [row + tail for row in rows]).rowcount
+        added = self.connection.exec_driver_sql(self.insert, rows).rowcount
         self.rows += len(rows)
         report.duplicates += len(rows) - added
         if not added:
@@ -233,11 +274,8 @@ class _Batch:
         keep = range(len(rows)) if added == len(rows) else _stored(self.connection, rows)
         self.ids += [part.ids[i] for i in keep]
         acting = [i for i in keep if i in part.autonomous and rows[i][STATUS] == ACTIONED]
-        decisions = [_autonomous_decision(part.autonomous[i], part.ids[i], rows[i], self.tx.now, self.stamp)
-                     for i in acting]
-        if decisions:
-            self.connection.execute(Decision.__table__.insert(), decisions)
-            self.decisions += decisions
+        self.decisions += [_autonomous_decision(part.autonomous[i], part.ids[i], rows[i], self.tx.now, self.stamp)
+                           for i in acting]
         report.added += len(keep)
 
     def close(self) -> None:
@@ -246,6 +284,8 @@ class _Batch:
     def _mutation(self) -> None:
         """The ``signal.ingest`` mutation of the rows added since the last one."""
         ids, decisions, tx = self.ids, self.decisions, self.tx
+        if decisions:
+            self.connection.execute(Decision.__table__.insert(), decisions)
         if ids:
             tx.record(entity="signal", entity_id=ids[0], op="ingest", mutation="signal.ingest",
                       args={"signal_ids": ids, "autonomous_decisions": [d["id"] for d in decisions]},
