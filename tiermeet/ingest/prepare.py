@@ -64,11 +64,11 @@ def new_signal_id() -> str:
 
 @dataclass
 class Prepared:
-    """A batch ready to store: the driver rows (all but the transaction's own columns), the
+    """A part of an ingest ready to store: the driver rows (all but the transaction's own columns), the
     new ids (as text, as sync names them), and, by position, the AI output (``PAYLOAD``,
     JSON-ready) of the rows whose model the policy lets act alone: their decisions are
     made when stored, and keep it as their snapshot. Plain values all through, so that a
-    batch crosses between processes by ``marshal``, several times cheaper than pickle."""
+    part crosses between processes by ``marshal``, several times cheaper than pickle."""
 
     rows: list[tuple]
     ids: list[str]
@@ -217,6 +217,8 @@ def receive(stream: BinaryIO) -> tuple[str, Prepared | Exception | None, list[tu
 #: Each message goes as its length (this many bytes) and its ``marshal`` bytes: reading a
 #: whole message at once, not value by value from the pipe.
 _HEADER = 8
+
+
 def _send(out: BinaryIO, message: tuple) -> None:
     data = marshal.dumps(message)
     out.write(len(data).to_bytes(_HEADER, "big"))

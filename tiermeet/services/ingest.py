@@ -47,7 +47,7 @@ from tiermeet.store.types import to_db_text
 #: place, so a batch rewrites about one index page per row; the larger the batch, the more
 #: rows share a page, and the fewer times each is written: from 10,000 to 20,000 rows a
 #: batch, an ingest into a million signals is a tenth faster. A batch of 20,000 holds the
-#: write lock for about a quarter of a second.
+#: write lock for about a third of a second.
 BATCH = 20_000
 #: Rows per ``signal.ingest`` mutation (a batch writes several): the sync client sends each
 #: one with its signals' payloads, and 10,000 of them stay well inside a push's size limit.
@@ -150,11 +150,11 @@ class IngestService:
                               stdout=subprocess.PIPE) as reader:
             try:
                 _widen(reader.stdout)
-                pickle.dump(job, reader.stdin)
-                reader.stdin.flush()
+                _widen(reader.stdin)
+                _tell(reader, job)
                 check = Checker(plan_of(config), report.rejected, "on line")
                 first = list(batches(read_rows(io.BytesIO(head), origin, fmt), config, now, report.rejected, PART, check))
-                pickle.dump(check.first, reader.stdin)
+                _tell(reader, check.first)
                 reader.stdin.close()
                 with self.ctx.bulk() as bulk:
                     _Writer(bulk, report, origin, actor).write(itertools.chain(first, _received(reader, origin, report)))
@@ -180,9 +180,21 @@ def _head(path: Path) -> bytes:
     return data[:end + 1]
 
 
+def _tell(reader: subprocess.Popen, value) -> None:
+    """Send ``value`` to the reading process. One that has already ended takes nothing: the
+    writer then learns how it ended from what it sent, or did not."""
+    try:
+        pickle.dump(value, reader.stdin)
+        reader.stdin.flush()
+    except BrokenPipeError:
+        pass
+
+
 def _widen(pipe) -> None:
-    """Let the pipe from the reading process hold a megabyte (Linux; 64 KiB otherwise), so
-    that the part it prepared while the writer was busy waits there, not in that process."""
+    """Let a pipe between the processes hold a megabyte (Linux; 64 KiB otherwise): the
+    parts the reading process prepared while the writer was busy wait there, not in that
+    process; and the writer hands over the keys of the lines it read itself, and goes on to
+    write them, without waiting for that process to have started."""
     try:
         import fcntl
 
