@@ -22,9 +22,10 @@ WAL = "PRAGMA journal_mode=WAL"
 #: Pages of 8 KiB rather than SQLite's 4 KiB, for a database made by this version: a signal
 #: row is about 700 bytes, and every ingested signal enters the (source, external_id) index
 #: at a random place, so each committed batch writes a page per new entry there. Twice the
-#: page holds twice the entries: fewer pages to write, log and copy back, for a third more
-#: ingest speed into a million signals. A page size can only be set before the first table
-#: exists, and before the switch to WAL; on an existing database this does nothing.
+#: page holds twice the entries: fewer pages to write, log and copy back, and a bulk insert
+#: into a million signals a tenth faster at the batch size ingest uses. A page size can
+#: only be set before the first table exists, and before the switch to WAL; on an existing
+#: database this does nothing.
 PAGE_SIZE = "PRAGMA page_size=8192"
 
 PRAGMAS = (
