@@ -165,6 +165,31 @@ def test_sweep_works_through_many_batches(services, clock):
         assert len(list(session.scalars(select(Escalation.id)))) == count
 
 
+@pytest.mark.parametrize("merged", [True, False], ids=["boards merged", "too many boards to merge"])
+def test_sweep_reads_breached_signals_board_by_board_earliest_first(services, clock, monkeypatch, merged):
+    from tiermeet.services import governance
+
+    monkeypatch.setattr(governance, "BATCH", 7)
+    if not merged:
+        monkeypatch.setattr(governance, "MAX_BOARDS", 0)
+    places = [("machining", "CNC1"), ("assembly", "ASM1"), ("assembly", None), ("machining", "GRIND")]
+    rows = [Row(n + 1, signal_record(n, area=places[n % 4][0], line=places[n % 4][1], severity=("high", "low")[n % 2],
+                                     detected_at=f"2026-11-24T{6 + n % 9:02d}:{n:02d}:00+01:00")) for n in range(30)]
+    assert services.ingest.ingest(rows, origin="t").added == 30
+    with services.ctx.read() as session:
+        signals = {s.id: s for s in session.scalars(select(Signal))}
+        statement = str(governance._breached(session, clock.now()))
+    assert ("UNION ALL" in statement) is merged
+    breached = sorted(i for i, s in signals.items() if s.deadline < clock.now())
+    assert len(breached) > 14 and {signals[i].area for i in breached} == {"machining", "assembly"}
+    result = services.governance.sweep()
+    # every breached one escalated once, batch by batch in the order of their windows
+    assert sorted(result.escalated) == breached
+    deadlines = [signals[i].deadline for i in result.escalated]
+    assert [sorted(deadlines[i:i + 7]) for i in range(0, len(deadlines), 7)] == [
+        sorted(deadlines)[i:i + 7] for i in range(0, len(deadlines), 7)]
+
+
 def test_a_reopened_signal_breaching_again_at_the_top_tier_is_flagged_again(services, clock, make_signal):
     signal = make_signal(1, severity="critical")
     services.signals.escalate(signal.id, actor="julia", reason="area")

@@ -289,6 +289,39 @@ def test_large_file_is_written_in_batches(services, db_path, batch):
     assert audit == [(batch // 2,)] * 4 + [(2,)]
 
 
+def test_rows_still_to_come_are_not_waited_for_under_the_write_lock(services, db_path, batch):
+    """A slow source (a pipe on stdin) is read before each batch's transaction begins, so
+    another writer is never kept waiting on it."""
+    others = []
+
+    def rows():
+        for n in range(1, 2 * batch + 11):
+            if n == batch + batch // 2:  # the first batch is stored; the second is being read
+                other = sqlite3.connect(db_path, timeout=0)
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                other.close()
+                others.append(n)
+            yield Row(n, signal_record(n))
+
+    assert services.ingest.ingest(rows(), origin="slow").added == 2 * batch + 10
+    assert others == [batch + batch // 2]
+
+
+def test_autonomous_decisions_travel_with_the_mutation_of_their_signals(services, db_path, batch):
+    rows = [Row(n, signal_record(n, source="pdm-toolwear", line="CNC2", severity="medium", confidence=0.97,
+                                 category="cost") if n % 3 == 0 else signal_record(n)) for n in range(1, batch + 1)]
+    assert services.ingest.ingest(rows, origin="mixed").added == batch
+    conn = sqlite3.connect(db_path)
+    mutations = {mutation_id: json.loads(args) for mutation_id, args in conn.execute(
+        "SELECT mutation_id, args FROM outbox WHERE name = 'signal.ingest'")}
+    entries = conn.execute("SELECT entity_id, mutation_id FROM audit_log WHERE op = 'decide:act'").fetchall()
+    conn.close()
+    assert len(mutations) == 2 and len(entries) == batch // 3
+    for signal_id, mutation_id in entries:  # one transaction, two mutations: each entry on its own
+        assert signal_id in mutations[mutation_id]["signal_ids"]
+
+
 def test_a_bulk_write_checkpoints_when_its_wal_outgrows_the_limit(services, db_path, batch, monkeypatch):
     from tiermeet.services import ingest
     from tiermeet.store.engine import checkpoint
@@ -441,7 +474,7 @@ def test_a_reading_process_killed_midway_leaves_whole_batches_and_says_so(servic
 
     def close_then_kill_the_reader(batch):
         close(batch)
-        closed.append(batch.rows)
+        closed.append(batch.added)
         readers[0].send_signal(signal.SIGKILL)
 
     monkeypatch.setattr(ingest._Batch, "close", close_then_kill_the_reader)
@@ -453,10 +486,49 @@ def test_a_reading_process_killed_midway_leaves_whole_batches_and_says_so(servic
     # the first lines of the file, each with its mutation
     sizes = [size for size, _ in stored["batches"]]
     assert sizes and max(sizes) <= batch // 2 and sum(sizes) == len(stored["signals"])
-    assert batch <= len(stored["signals"]) < 40 * batch
+    assert 0 < len(stored["signals"]) < 40 * batch
     assert {s[0] for s in stored["signals"]} == {f"ext-{n}" for n in range(len(stored["signals"]))}
     assert len(stored["signals"]) == sum(closed)  # no part of the batch the kill broke off
 
+
+
+def test_a_stalled_reading_process_does_not_hold_the_write_lock(services, db_path, tmp_path, batch, monkeypatch, readers):
+    import signal
+    import threading
+    import time
+
+    from tiermeet.services import ingest
+
+    monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0)
+    monkeypatch.setattr(ingest, "PIPE_BYTES", 4096)  # little waiting in the pipe: it drains soon
+    monkeypatch.setattr(ingest, "WAIT_IN_BATCH", 0.05)
+    add, seen, outcome = ingest._Batch.add, [], []
+
+    def meanwhile():
+        time.sleep(0.5)
+        try:
+            other = sqlite3.connect(db_path, timeout=2)
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            other.close()
+            outcome.append("written")
+        except sqlite3.OperationalError as exc:
+            outcome.append(str(exc))
+        finally:
+            readers[0].send_signal(signal.SIGCONT)
+
+    def add_then_stall_the_reader(batch_, part):
+        add(batch_, part)
+        seen.append(len(part.rows))
+        if len(seen) == 4:  # the first part from the reading process
+            readers[0].send_signal(signal.SIGSTOP)
+            threading.Thread(target=meanwhile).start()
+
+    monkeypatch.setattr(ingest._Batch, "add", add_then_stall_the_reader)
+    path = mixed_file(tmp_path / "signals.jsonl", 20 * batch)
+    report = services.ingest.ingest_file(path, "jsonl", origin=str(path))
+    assert outcome == ["written"]
+    assert report.added == 20 * batch and len(ingested(db_path)["signals"]) == 20 * batch
 
 
 def test_an_error_in_the_reading_process_comes_with_its_traceback(services, tmp_path, monkeypatch):

@@ -397,11 +397,13 @@ def test_keyset_pages_return_every_active_signal_once(services, board_signals, p
 
 @pytest.mark.parametrize("page_size", [1, 7, 500])
 @pytest.mark.parametrize("merged", [True, False], ids=["areas merged", "too many areas to merge"])
-def test_plant_board_is_every_area_in_board_order(services, monkeypatch, page_size, merged):
+def test_plant_board_is_every_area_in_board_order(services, db_path, monkeypatch, page_size, merged):
     from tiermeet.store import queries
 
     if not merged:
         monkeypatch.setattr(queries, "_MAX_AREAS", 1)
+    found = []
+    monkeypatch.setattr(queries, "plant_areas", lambda *a: found.append(plant_areas(*a)) or found[-1])
     places = [("machining", "CNC1"), ("machining", "GRIND"), ("assembly", "ASM1"), ("assembly", None)]
     rows = [Row(n + 1, signal_record(n, area=places[n % 4][0], line=places[n % 4][1], severity=SEVERITIES[n % 3],
                                      detected_at=f"2026-11-25T08:{(n * 7) % 30:02d}:00+01:00")) for n in range(40)]
@@ -421,6 +423,10 @@ def test_plant_board_is_every_area_in_board_order(services, monkeypatch, page_si
     assert [s.id for s in seen] == [s.id for s in expected]
     assert {s.area for s in seen} == {"machining", "assembly"}
     assert [s.id for s in services.board.page(Scope(tier=2))] == [signals[0].id]
+    # read area by area and merged, in order, when it can be; else in one sorted statement
+    assert found[0] == (["assembly", "machining"] if merged else None)
+    plan = _plan(db_path, Scope(tier=1))
+    assert ("MERGE (UNION ALL)" in plan and "TEMP B-TREE" not in plan) if merged else "TEMP B-TREE" in plan, plan
 
 
 def test_board_filters(services, board_signals):

@@ -10,8 +10,11 @@ halves of an ingest then take about as long as the slower one instead of their s
 import gc
 import json
 import marshal
+import os
 import pickle
+import select
 import sys
+import time
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -43,7 +46,7 @@ COLUMNS = ("id", "external_id", "source", "model_version", "kind", "detected_at"
 WRITER_COLUMNS = ("first_deadline", "status_epoch", "ingested_at", "updated_at", "updated_hlc")
 SOURCE, STATUS, TIER, DEADLINE, AUTONOMY, RULE, VERSION = (COLUMNS.index(name) for name in (
     "source", "status", "tier", "deadline", "autonomy", "policy_rule", "policy_version"))
-TIMES = frozenset({"detected_at", "ingested_at", "tier_entered_at", "deadline", "updated_at", "first_deadline"})
+TIMES = frozenset({"detected_at", "tier_entered_at", "deadline"})
 #: Columns whose types change the Python value on the way to SQLite; the preparer does that
 #: itself, once per value rather than through a bind processor per column per row: ids as
 #: 32 hex digits, times by ``to_db_text``, ``extra`` as ``json.dumps`` text. (``confidence``
@@ -197,15 +200,43 @@ def read_and_prepare(source: BinaryIO, out: BinaryIO) -> None:
         _send(out, ("error", (pickle.dumps(_sendable(exc)), traceback.format_exc()), rejected))
 
 
-def receive(stream: BinaryIO) -> tuple[str, Prepared | Exception | None, list[tuple[int, str, str]], str]:
-    """The next message of ``read_and_prepare`` from ``stream``, as (kind, the batch or the
-    exception, rows refused, the traceback of an error); EOFError when the stream ends
-    before a whole message."""
-    header = stream.read(_HEADER)
-    size = int.from_bytes(header, "big") if len(header) == _HEADER else -1
-    data = stream.read(size) if size >= 0 else b""
-    if len(data) != size:
-        raise EOFError("the reading process's output ended in the middle of a message")
+class Messages:
+    """The messages of ``read_and_prepare``, read from the descriptor of its output, so that
+    the writer can wait for the next one a limited time (``select``; where pipes cannot be
+    waited on so, as on Windows, it waits as long as it takes)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.fd = stream.fileno()
+        self.buffer = bytearray()
+
+    def next(self, timeout: float | None = None) -> tuple[str, Prepared | Exception | None, list, str] | None:
+        """The next message as (kind, the part or the exception, rows refused, the traceback
+        of an error); None when none is whole within ``timeout`` seconds; EOFError when the
+        output ends before a whole message."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            size = int.from_bytes(self.buffer[:_HEADER], "big") if len(self.buffer) >= _HEADER else -1
+            if 0 <= size <= len(self.buffer) - _HEADER:
+                data = bytes(self.buffer[_HEADER:_HEADER + size])
+                del self.buffer[:_HEADER + size]
+                return _decoded(data)
+            if deadline is not None and not _readable(self.fd, deadline - time.monotonic()):
+                return None
+            chunk = os.read(self.fd, _READ_BYTES)
+            if not chunk:
+                raise EOFError("the reading process's output ended in the middle of a message")
+            self.buffer += chunk
+
+
+def _readable(fd: int, seconds: float) -> bool:
+    """Whether ``fd`` has something to read within ``seconds``."""
+    try:
+        return bool(select.select([fd], [], [], max(seconds, 0))[0])
+    except OSError:  # not a descriptor select can wait on here
+        return True
+
+
+def _decoded(data: bytes) -> tuple[str, Prepared | Exception | None, list, str]:
     kind, payload, rejected = marshal.loads(data)
     if kind == "part":
         return kind, Prepared(*payload), rejected, ""
@@ -217,6 +248,8 @@ def receive(stream: BinaryIO) -> tuple[str, Prepared | Exception | None, list[tu
 #: Each message goes as its length (this many bytes) and its ``marshal`` bytes: reading a
 #: whole message at once, not value by value from the pipe.
 _HEADER = 8
+#: Most bytes taken from the pipe at a time (what it holds when widened).
+_READ_BYTES = 1024 * 1024
 
 
 def _send(out: BinaryIO, message: tuple) -> None:

@@ -20,8 +20,8 @@ class BoardService:
     It keeps one read-only connection for that, used by one thread at a time: opening a
     connection per read parsed the whole schema each time, and on a kiosk that runs all
     shift the churn of those short-lived connections kept several megabytes of freed
-    memory in the process. Each read is its own statement (no transaction is held open),
-    so it sees every change committed before it."""
+    memory in the process. Each page is read in a transaction of its own, held only while
+    it is read, so it sees every change committed before it."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

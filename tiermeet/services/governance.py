@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import literal_column, or_, select, text, union_all
 
 from tiermeet.domain import rights
 from tiermeet.domain.enums import SignalStatus
@@ -32,7 +32,7 @@ from tiermeet.services.context import Context
 from tiermeet.services.lookup import load_record
 from tiermeet.services.signals import LIFECYCLE, context_packets, deadline_at_tier, facts_of, lifecycle_image, require_text
 from tiermeet.services.unit import Change, Tx, insert_many, new_id, update_many
-from tiermeet.store.queries import ACTIVE_SQL
+from tiermeet.store.queries import ACTIVE_SQL, AREAS_SQL
 from tiermeet.store.models import Decision, DecisionReview, Escalation, ModelSuspension, Signal
 
 SWEEP_ACTOR = "system:sweep"
@@ -40,6 +40,9 @@ SWEEP_ACTOR = "system:sweep"
 #: kiosks waiting for the write lock (busy timeout ≥ 5 s) are not turned away, and a
 #: backlog after an outage is worked off in several transactions.
 BATCH = 10_000
+#: The tiers the sweep looks at, and the most (tier, area) boards it merges in one statement.
+SWEPT_TIERS = (1, 2, 3, 4)
+MAX_BOARDS = 100
 BREACH_REASON = "response window breached at tier {tier}"
 REVIEW_OUTCOMES = ("confirmed", "overturned")
 OPEN = SignalStatus.OPEN.value
@@ -89,12 +92,7 @@ class GovernanceService:
         top = self.ctx.config.top_tier
         with self.ctx.tx(SWEEP_ACTOR) as tx:
             tx.now = at
-            breached = _plain(tx.session.execute(
-                select(*_SWEPT).where(Signal.tier.in_(range(1, 5)), text(ACTIVE_SQL), Signal.status != SignalStatus.ACTIONED.value,
-                                      Signal.deadline < at,
-                                      # flagged once per stay at the top tier (a reopen starts a new stay)
-                                      or_(Signal.flagged_at.is_(None), Signal.flagged_at <= Signal.tier_entered_at))
-                .order_by(Signal.deadline).limit(BATCH)))
+            breached = _plain(tx.session.execute(_breached(tx.session, at)))
             shelved = _plain(tx.session.execute(
                 select(*_SWEPT).where(Signal.status == SignalStatus.SHELVED.value, Signal.shelved_until <= at)
                 .order_by(Signal.shelved_until).limit(BATCH)))
@@ -251,6 +249,23 @@ class _Deadlines:
         if window not in self._by_window:
             self._by_window[window] = deadline(window, self.at, self.config.calendar)
         return self._by_window[window]
+
+
+def _breached(session, at: datetime):
+    """The statement for the next signals whose window closed before ``at``, earliest first.
+
+    Read board by board — each (tier, area) with active signals, in the order of the area
+    index — and merged, so that only the breached signals are read, not every active one.
+    A plant of more boards than one statement merges well is read in one sorted statement."""
+    conditions = (text(ACTIVE_SQL), Signal.status != SignalStatus.ACTIONED.value, Signal.deadline < at,
+                  # flagged once per stay at the top tier (a reopen starts a new stay)
+                  or_(Signal.flagged_at.is_(None), Signal.flagged_at <= Signal.tier_entered_at))
+    connection = session.connection()
+    boards = [(tier, area) for tier in SWEPT_TIERS for (area,) in connection.exec_driver_sql(AREAS_SQL, (tier,))]
+    if not 0 < len(boards) <= MAX_BOARDS:
+        return select(*_SWEPT).where(Signal.tier.in_(SWEPT_TIERS), *conditions).order_by(Signal.deadline).limit(BATCH)
+    arms = [select(*_SWEPT).where(Signal.tier == tier, Signal.area == area, *conditions) for tier, area in boards]
+    return union_all(*arms).order_by(literal_column("deadline")).limit(BATCH)
 
 
 def _plain(result) -> list[SimpleNamespace]:

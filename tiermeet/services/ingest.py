@@ -2,18 +2,20 @@
 
 Rows are checked one by one (a bad row is reported with its line and never stops the
 good ones), then written in batches: each batch is one transaction holding the new
-signals, one audit entry and one ``signal.ingest`` sync mutation naming the ids. The
-payload of a signal is immutable, so the sync client reads it from the signal table when
-it pushes instead of copying it into the outbox. Re-ingesting the same (source,
-external_id) is a no-op, counted as a duplicate.
+signals and, for every ``SYNC_BATCH`` of them, one audit entry and one ``signal.ingest``
+sync mutation naming the ids. The payload of a signal is immutable, so the sync client
+reads it from the signal table when it pushes instead of copying it into the outbox.
+Re-ingesting the same (source, external_id) is a no-op, counted as a duplicate.
 
 Reading, checking and placing rows is Python work (``ingest.prepare``); storing a batch
 is mostly SQLite's. Threads cannot overlap the two (each row SQLite stores takes the
 interpreter lock back), so a large file is read and prepared in a second process while
 this one writes, and takes about as long as the slower half instead of their sum. Batches
-are still written one at a time and in file order, each whole or not at all.
+are still written one at a time and in file order, each whole or not at all, and the
+write lock is never held while rows are awaited from a source that may be slow.
 """
 
+import collections
 import io
 import itertools
 import json
@@ -21,9 +23,10 @@ import pickle
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from functools import cache
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +37,7 @@ from sqlalchemy import select
 from tiermeet.domain.enums import Autonomy, DecisionKind
 from tiermeet.ingest.prepare import (
     ACTIONED, AUTONOMY, COLUMNS, CONVERTED, DEADLINE, OPEN, RULE, SOURCE, STATUS, TIER, VERSION, WRITER_COLUMNS, Checker,
-    Prepared, batches, plan_of, receive,
+    Messages, Prepared, batches, plan_of,
 )
 from tiermeet.ingest.readers import Problem, Row, read_rows
 from tiermeet.services.context import Context
@@ -52,14 +55,18 @@ BATCH = 20_000
 #: Rows per ``signal.ingest`` mutation (a batch writes several): the sync client sends each
 #: one with its signals' payloads, and 10,000 of them stay well inside a push's size limit.
 SYNC_BATCH = 10_000
-#: Rows read, checked and prepared at a time, and inserted at a time into the open batch: a
-#: file read in a second process reaches the writer in parts this small, so that writing
-#: starts soon and neither process waits long for the other.
+#: Rows read, checked and prepared at a time, and inserted at a time: a file read in a
+#: second process reaches the writer in parts this small, inserted into the open batch as
+#: they come, so that writing starts soon and neither process waits long for the other.
 PART = 1_000
 #: Lines of a large JSON Lines file the writer reads itself, at most (and bytes, at most):
 #: about as many as it takes the reading process to start and send its first part.
 HEAD_ROWS = 5_000
 HEAD_BYTES = 4 * 1024 * 1024
+#: How long a batch waits for the reading process's next part, and how long it stays open
+#: at most, before it is committed with the parts it has.
+WAIT_IN_BATCH = 0.1
+BATCH_SECONDS = 1.0
 #: What the pipe from the reading process holds (Linux lets a process ask for up to this).
 PIPE_BYTES = 1024 * 1024
 #: Files at least this large are read in a second process (starting it costs about a
@@ -123,13 +130,13 @@ class IngestService:
     def ingest(self, rows: Iterable[Row | Problem], *, origin: str, actor: str = INGEST_ACTOR) -> IngestReport:
         """Check and store ``rows``; ``origin`` (a file name) goes into the audit entry."""
         report = IngestReport()
-        parts = batches(rows, self.ctx.config, self.ctx.clock.now(), report.rejected, PART)
-        first = next(parts, None)
+        groups = _gathered(batches(rows, self.ctx.config, self.ctx.clock.now(), report.rejected, PART))
+        first = next(groups, None)
         if first is None:
             return report
-        # A full first part may have many behind it: that write gets an engine of its own.
-        with self.ctx.bulk() if len(first.rows) >= PART else nullcontext(self.ctx) as target:
-            _Writer(target, report, origin, actor).write(itertools.chain([first], parts))
+        # A full first batch may have many behind it: that write gets an engine of its own.
+        with self.ctx.bulk() if sum(len(part.rows) for part in first) >= BATCH else nullcontext(self.ctx) as target:
+            _Writer(target, report, origin, actor).write(itertools.chain([first], groups))
         return report
 
     def ingest_file(self, path: Path, fmt: str, *, origin: str, actor: str = INGEST_ACTOR) -> IngestReport:
@@ -155,9 +162,10 @@ class IngestService:
                 check = Checker(plan_of(config), report.rejected, "on line")
                 first = list(batches(read_rows(io.BytesIO(head), origin, fmt), config, now, report.rejected, PART, check))
                 _tell(reader, check.first)
-                reader.stdin.close()
+                with suppress(BrokenPipeError):
+                    reader.stdin.close()
                 with self.ctx.bulk() as bulk:
-                    _Writer(bulk, report, origin, actor).write(itertools.chain(first, _received(reader, origin, report)))
+                    _Writer(bulk, report, origin, actor).write(_Flow(first, reader, origin, report))
                 if reader.wait(READER_EXIT_SECONDS) != 0:
                     raise IngestError(f"the process reading {origin} ended with exit code {reader.returncode}")
             except BaseException:
@@ -193,8 +201,8 @@ def _tell(reader: subprocess.Popen, value) -> None:
 def _widen(pipe) -> None:
     """Let a pipe between the processes hold a megabyte (Linux; 64 KiB otherwise): the
     parts the reading process prepared while the writer was busy wait there, not in that
-    process; and the writer hands over the keys of the lines it read itself, and goes on to
-    write them, without waiting for that process to have started."""
+    process; and the writer hands over the keys of the lines it read itself (a few hundred
+    kilobytes), and goes on to write them, without waiting for that process to start."""
     try:
         import fcntl
 
@@ -203,53 +211,98 @@ def _widen(pipe) -> None:
         pass
 
 
-def _received(reader: subprocess.Popen, origin: str, report: IngestReport) -> Iterator[Prepared]:
-    """The parts the reading process sends, until it says it is done; the rows it
-    refused go to ``report``, and an error it met is raised here, with its traceback."""
-    while True:
+def _gathered(parts: Iterator[Prepared]) -> Iterator[list[Prepared]]:
+    """``parts`` in batches of ``BATCH`` rows or more (the last may have fewer), each read
+    whole before its transaction begins: rows read in this process, from a file or a pipe
+    of unknown speed, are never waited for while the write lock is held."""
+    batch, rows = [], 0
+    for part in parts:
+        batch.append(part)
+        rows += len(part.rows)
+        if rows >= BATCH:
+            yield batch
+            batch, rows = [], 0
+    if batch:
+        yield batch
+
+
+class _Flow:
+    """The parts of a file read in two processes, in batches as they come: first the parts
+    the writer read itself, then those the reading process sends. A batch takes each part
+    as it arrives, up to ``BATCH`` rows; if the next one keeps it waiting more than
+    ``WAIT_IN_BATCH``, or the batch has been open for ``BATCH_SECONDS``, it ends with what
+    it has, so that a slow or stalled reading process never holds the write lock."""
+
+    def __init__(self, own: list[Prepared], reader: subprocess.Popen, origin: str, report: IngestReport) -> None:
+        self.own, self.reader, self.origin, self.report = collections.deque(own), reader, origin, report
+        self.messages = Messages(reader.stdout)
+        self.done = False
+
+    def __iter__(self) -> Iterator[Iterator[Prepared]]:
+        while (part := self._next(None)) is not None:  # outside any transaction
+            yield self._batch(part)
+
+    def _batch(self, part: Prepared | None) -> Iterator[Prepared]:
+        rows, ends = 0, time.monotonic() + BATCH_SECONDS
+        while part is not None:
+            yield part
+            rows += len(part.rows)
+            if rows >= BATCH or time.monotonic() > ends:
+                return
+            part = self._next(WAIT_IN_BATCH)
+
+    def _next(self, timeout: float | None) -> Prepared | None:
+        """The next part; None at the end, or when none comes within ``timeout``. The rows the
+        reading process refused go to the report, and an error it met is raised here, with
+        its traceback."""
+        if self.own:
+            return self.own.popleft()
+        if self.done:
+            return None
         try:
-            kind, payload, rejected, where = receive(reader.stdout)
-        except (EOFError, ValueError, TypeError):
+            message = self.messages.next(timeout)
+        except EOFError:
             try:
-                code = reader.wait(READER_EXIT_SECONDS)
+                code = self.reader.wait(READER_EXIT_SECONDS)
             except subprocess.TimeoutExpired:
                 code = "none yet"
-            raise IngestError(f"the process reading {origin} stopped (exit code {code}); "
+            raise IngestError(f"the process reading {self.origin} stopped (exit code {code}); "
                               "every batch stored before it stopped is kept whole") from None
-        report.rejected.extend(rejected)
-        if kind == "done":
-            return
+        if message is None:
+            return None
+        kind, payload, rejected, where = message
+        self.report.rejected.extend(rejected)
         if kind == "error":
-            raise payload from IngestError(f"in the process reading {origin}:\n{where}")
-        yield payload
+            raise payload from IngestError(f"in the process reading {self.origin}:\n{where}")
+        self.done = kind == "done"
+        return None if self.done else payload
 
 
 class _Writer:
-    """Stores prepared parts in order, ``BATCH`` rows a transaction. Prepared rows carry
-    each value as the driver takes it (``ingest.prepare.CONVERTED``): a column type that
-    starts converting values some other way stops ingest here, rather than letting it
-    store something different."""
+    """Stores batches of prepared parts, one transaction each. Prepared rows carry each
+    value as the driver takes it (``ingest.prepare.CONVERTED``): a column type that starts
+    converting values some other way stops ingest here, rather than letting it store
+    something different."""
 
     def __init__(self, ctx: Context, report: IngestReport, origin: str, actor: str) -> None:
         self.ctx, self.report, self.origin, self.actor = ctx, report, origin, actor
         self.wal = Path(f"{ctx.db_path}-wal")
         _check_conversions(type(ctx.engine.dialect))
 
-    def write(self, parts: Iterator[Prepared]) -> None:
-        """Each part is inserted as it comes, into the open transaction: the reading goes on
-        while a batch is written, and no batch waits for a whole one to be read first. A
-        part that cannot be read undoes the batch it was to join, never one before it."""
-        part = next(parts, None)
-        while part is not None:
+    def write(self, batches: Iterable[Iterable[Prepared]]) -> None:
+        """Each batch in a transaction of its own; the report counts a batch once it is
+        committed. A part that cannot be read undoes the batch it was to join, never one
+        before it."""
+        for parts in batches:
             with self.ctx.tx(self.actor) as tx:
-                batch = _Batch(tx, self.report, self.origin)
-                batch.add(part)
-                while batch.rows < BATCH and (part := next(parts, None)) is not None:
+                batch = _Batch(tx, self.origin)
+                for part in parts:
                     batch.add(part)
                 batch.close()
+            self.report.added += batch.added
+            self.report.duplicates += batch.duplicates
             if self.wal.exists() and self.wal.stat().st_size > BULK_WAL_BYTES:
                 checkpoint(self.ctx.engine)
-            part = next(parts, None) if batch.rows >= BATCH else None
 
 
 class _Batch:
@@ -257,12 +310,12 @@ class _Batch:
     ``signal.ingest`` mutation with its audit entry, followed by the decisions of the
     models that act alone, each in its signal's own history."""
 
-    def __init__(self, tx, report: IngestReport, origin: str) -> None:
-        self.tx, self.report, self.origin = tx, report, origin
+    def __init__(self, tx, origin: str) -> None:
+        self.tx, self.origin = tx, origin
         self.connection = tx.session.connection()
         self.now = to_db_text(tx.now)
         self.suspended = set(tx.session.scalars(select(ModelSuspension.source).where(ModelSuspension.resumed_at.is_(None))))
-        self.rows = 0
+        self.added = self.duplicates = 0
         self.stamp: str | None = None
         self.insert = ""
         self.ids: list[str] = []
@@ -274,13 +327,12 @@ class _Batch:
         if self.stamp is None:
             self.stamp = self.tx.stamp()
             self.insert = _insert_sql(self.now, self.stamp)
-        rows, report = part.rows, self.report
+        rows = part.rows
         for i in part.autonomous:
             if rows[i][SOURCE] in self.suspended:
                 rows[i] = _without_autonomy(rows[i])
         added = self.connection.exec_driver_sql(self.insert, rows).rowcount
-        self.rows += len(rows)
-        report.duplicates += len(rows) - added
+        self.duplicates += len(rows) - added
         if not added:
             return
         keep = range(len(rows)) if added == len(rows) else _stored(self.connection, rows)
@@ -288,7 +340,7 @@ class _Batch:
         acting = [i for i in keep if i in part.autonomous and rows[i][STATUS] == ACTIONED]
         self.decisions += [_autonomous_decision(part.autonomous[i], part.ids[i], rows[i], self.tx.now, self.stamp)
                            for i in acting]
-        report.added += len(keep)
+        self.added += len(keep)
 
     def close(self) -> None:
         self._mutation()

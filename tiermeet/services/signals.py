@@ -30,8 +30,6 @@ from tiermeet.store.models import Action, Comment, Decision, Escalation, Signal
 
 #: Lifecycle columns shown in audit before/after images.
 LIFECYCLE = ("status", "status_epoch", "tier", "deadline", "acknowledged_by", "shelved_until", "disposition", "resolved_at")
-#: The AI output a decision snapshots.
-
 MAX_TEXT = 10_000
 
 

@@ -148,16 +148,18 @@ class Cursor:
         return cls(signal.deadline, signal.severity_rank, signal.id)
 
 
-#: The areas with active signals at a tier, found by one step through the area index per
-#: area rather than by reading those signals.
-_AREAS_SQL = f"""WITH RECURSIVE found(area) AS (
+#: The areas with active signals at a tier (the statement's one parameter), found by one
+#: step through the area index per area rather than by reading those signals.
+AREAS_SQL = f"""WITH RECURSIVE found(area) AS (
     SELECT min(area) FROM signal WHERE tier = ?1 AND {ACTIVE_SQL}
     UNION ALL
     SELECT (SELECT min(area) FROM signal WHERE tier = ?1 AND {ACTIVE_SQL} AND area > found.area) FROM found
     WHERE area IS NOT NULL)
 SELECT area FROM found WHERE area IS NOT NULL"""
-#: Most SELECTs SQLite joins in one compound statement (its SQLITE_MAX_COMPOUND_SELECT).
+#: Most SELECTs SQLite joins in one compound statement (its SQLITE_MAX_COMPOUND_SELECT),
+#: and most parameters an older SQLite takes in one statement.
 _MAX_AREAS = 500
+_MAX_PARAMS = 999
 
 
 def plant_areas(conn: sqlite3.Connection, scope: Scope, filters: Filters = Filters()) -> list[str] | None:
@@ -171,7 +173,7 @@ def plant_areas(conn: sqlite3.Connection, scope: Scope, filters: Filters = Filte
     plant = scope.tier is not None and scope.line is None and scope.area is None
     if not plant or tuple(filters.statuses or ACTIVE) != ACTIVE:
         return None
-    areas = [area for (area,) in conn.execute(_AREAS_SQL, (scope.tier,))]
+    areas = [area for (area,) in conn.execute(AREAS_SQL, (scope.tier,))]
     return areas if 0 < len(areas) <= _MAX_AREAS else None
 
 
@@ -179,7 +181,7 @@ def board_sql(scope: Scope, filters: Filters = Filters(), after: Cursor | None =
               signal_id: uuid.UUID | None = None, areas: list[str] | None = None) -> tuple[str, list]:
     """The SQL text and parameters of one board page (or, with ``signal_id``, of that one
     signal if the board shows it); with ``areas`` (``plant_areas``), the page merged from
-    the boards of those areas."""
+    the boards of those areas, when the statement stays within SQLite's limits."""
     where, params = [], []
     if signal_id is not None:
         where.append("id = ?")
@@ -208,7 +210,7 @@ def board_sql(scope: Scope, filters: Filters = Filters(), after: Cursor | None =
         where.append("(deadline, severity_rank, id) > (?, ?, ?)")
         params += [_utc_text(after.deadline), after.severity_rank, after.id.hex]
     order = "ORDER BY deadline, severity_rank, id LIMIT ?"
-    if areas:
+    if areas and len(areas) * (len(params) + 1) < _MAX_PARAMS:
         arm = f"{_SELECT} WHERE {' AND '.join(where)} AND area = ?"
         return f"{' UNION ALL '.join([arm] * len(areas))} {order}", [*(p for a in areas for p in (*params, a)), limit]
     return f"{_SELECT} WHERE {' AND '.join(where)} {order}", [*params, limit]
