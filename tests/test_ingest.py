@@ -531,6 +531,33 @@ def test_a_stalled_reading_process_does_not_hold_the_write_lock(services, db_pat
     assert report.added == 20 * batch and len(ingested(db_path)["signals"]) == 20 * batch
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_reading_process_that_ends_at_once_is_reported_with_its_exit_code(services, db_path, tmp_path, monkeypatch,
+                                                                            fmt):
+    import subprocess
+    import sys
+
+    from tiermeet.services import ingest
+
+    monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0)
+    popen = subprocess.Popen
+
+    def ended(_args, **kw):  # a process that is gone before the writer sends it its job
+        process = popen([sys.executable, "-c", "import sys; sys.exit(3)"], **kw)
+        process.wait()
+        return process
+
+    monkeypatch.setattr(ingest.subprocess, "Popen", ended)
+    path = tmp_path / f"signals.{fmt}"
+    if fmt == "jsonl":
+        path.write_bytes(jsonl(*(signal_record(n) for n in range(3))))
+    else:
+        path.write_text("external_id,source,detected_at,area,category,severity,title\n", encoding="utf-8")
+    with pytest.raises(ingest.IngestError, match="stopped .exit code 3."):
+        services.ingest.ingest_file(path, fmt, origin=str(path))
+    assert ingested(db_path)["signals"] == []
+
+
 def test_an_error_in_the_reading_process_comes_with_its_traceback(services, tmp_path, monkeypatch):
     from tiermeet.ingest.readers import UnusableInput
     from tiermeet.services import ingest

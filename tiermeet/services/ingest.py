@@ -242,7 +242,7 @@ class _Flow:
         while (part := self._next(None)) is not None:  # outside any transaction
             yield self._batch(part)
 
-    def _batch(self, part: Prepared | None) -> Iterator[Prepared]:
+    def _batch(self, part: Prepared) -> Iterator[Prepared]:
         rows, ends = 0, time.monotonic() + BATCH_SECONDS
         while part is not None:
             yield part
