@@ -254,8 +254,12 @@ _READ_BYTES = 1024 * 1024
 
 def _send(out: BinaryIO, message: tuple) -> None:
     data = marshal.dumps(message)
-    out.write(len(data).to_bytes(_HEADER, "big"))
-    out.write(data)
+    message_bytes = memoryview(len(data).to_bytes(_HEADER, "big") + data)
+    # A write the process is stopped in the middle of (SIGSTOP, then SIGCONT) may take only
+    # part of the bytes, and says how many: the rest follows, or the writer would read the
+    # next message from the middle of this one.
+    while message_bytes:
+        message_bytes = message_bytes[out.write(message_bytes):]
     out.flush()
 
 
