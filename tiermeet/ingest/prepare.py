@@ -254,12 +254,17 @@ _READ_BYTES = 1024 * 1024
 
 def _send(out: BinaryIO, message: tuple) -> None:
     data = marshal.dumps(message)
-    message_bytes = memoryview(len(data).to_bytes(_HEADER, "big") + data)
-    # A write the process is stopped in the middle of (SIGSTOP, then SIGCONT) may take only
-    # part of the bytes, and says how many: the rest follows, or the writer would read the
-    # next message from the middle of this one.
-    while message_bytes:
-        message_bytes = message_bytes[out.write(message_bytes):]
+    write_all(out, len(data).to_bytes(_HEADER, "big") + data)
+
+
+def write_all(out: BinaryIO, data: bytes) -> None:
+    """Write all of ``data`` to a pipe, and flush it. A write the process is stopped in the
+    middle of (SIGSTOP or ctrl+z, then SIGCONT) may take only part of the bytes, and says
+    how many: the rest follows, or the other end would read the next message from the
+    middle of this one."""
+    rest = memoryview(data)
+    while rest:
+        rest = rest[out.write(rest):]
     out.flush()
 
 

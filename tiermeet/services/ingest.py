@@ -37,7 +37,7 @@ from sqlalchemy import select
 from tiermeet.domain.enums import Autonomy, DecisionKind
 from tiermeet.ingest.prepare import (
     ACTIONED, AUTONOMY, COLUMNS, CONVERTED, DEADLINE, OPEN, RULE, SOURCE, STATUS, TIER, VERSION, WRITER_COLUMNS, Checker,
-    Messages, Prepared, batches, plan_of,
+    Messages, Prepared, batches, plan_of, write_all,
 )
 from tiermeet.ingest.readers import Problem, Row, read_rows
 from tiermeet.services.context import Context
@@ -192,8 +192,7 @@ def _tell(reader: subprocess.Popen, value) -> None:
     """Send ``value`` to the reading process. One that has already ended takes nothing: the
     writer then learns how it ended from what it sent, or did not."""
     try:
-        pickle.dump(value, reader.stdin)
-        reader.stdin.flush()
+        write_all(reader.stdin, pickle.dumps(value))
     except BrokenPipeError:
         pass
 
