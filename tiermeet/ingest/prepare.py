@@ -67,11 +67,11 @@ def new_signal_id() -> str:
 
 @dataclass
 class Prepared:
-    """A part of an ingest ready to store: the driver rows (all but the transaction's own columns), the
-    new ids (as text, as sync names them), and, by position, the AI output (``PAYLOAD``,
-    JSON-ready) of the rows whose model the policy lets act alone: their decisions are
-    made when stored, and keep it as their snapshot. Plain values all through, so that a
-    part crosses between processes by ``marshal``, several times cheaper than pickle."""
+    """A part of an ingest ready to store: the driver rows (``COLUMNS``), the new ids (as
+    text, as sync names them), and, by position, the AI output (``PAYLOAD``, JSON-ready)
+    of the rows whose model the policy lets act alone: their decisions are made when
+    stored, and keep it as their snapshot. Plain values all through, so that a part
+    crosses between processes by ``marshal``, several times cheaper than pickle."""
 
     rows: list[tuple]
     ids: list[str]

@@ -30,6 +30,7 @@ from tiermeet.store.models import Action, Comment, Decision, Escalation, Signal
 
 #: Lifecycle columns shown in audit before/after images.
 LIFECYCLE = ("status", "status_epoch", "tier", "deadline", "acknowledged_by", "shelved_until", "disposition", "resolved_at")
+
 MAX_TEXT = 10_000
 
 

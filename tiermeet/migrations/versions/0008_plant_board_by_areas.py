@@ -3,7 +3,8 @@
 Every ingested signal entered three board indexes (line, area, plant): together a third
 of what an ingest into a large plant costs the database, the plant's a tenth of it. A
 plant's board now merges the boards of its areas, which the area index serves in board
-order, so the plant index only slowed writing down.
+order, and the sweep, the plant index's other reader, reads breached signals the same
+way.
 
 Revision ID: 0008
 Revises: 0007
