@@ -363,3 +363,30 @@ def test_packed_order_is_timestamp_order(a, b):
 def test_windows_left_out_keep_their_defaults():
     config = parse_config(edit('low = { 1 = "1d", 2 = "3d", 3 = "7d" }', 'low = { 1 = "2d" }'), "plant.toml")
     assert config.governance.windows["low"] == {1: "2d", 2: "3d", 3: "7d", 4: "14d"}
+
+
+#: Shift patterns that overlap, leave gaps, start at the same time, and skip days.
+_CLOCK = st.builds(time, st.integers(0, 23), st.sampled_from([0, 30]))
+_PATTERNS = st.lists(st.builds(Shift, st.sampled_from(["a", "b", "c"]), _CLOCK, _CLOCK,
+                               st.lists(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+                                        min_size=1, max_size=7, unique=True).map(tuple)),
+                     min_size=1, max_size=4)
+
+
+@settings(max_examples=300)
+@given(_PATTERNS, st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31), timezones=st.just(UTC)))
+def test_running_shift_and_its_end_match_their_definition(shifts, at):
+    """The shift running at a moment is the latest-starting of those running (the last in
+    start order), and between shifts the end of shift is that of the next one to start,
+    however the patterns overlap."""
+    assume(all(s.start != s.end for s in shifts))
+    calendar = ShiftCalendar(shifts, "Europe/Berlin")
+    spans = calendar.spans_around(at)
+    running = [s for s in spans if s.start <= at < s.end]
+    assert calendar.current(at) == (running[-1] if running else None)
+    upcoming = [s for s in spans if s.start > at]
+    if running or upcoming:
+        assert calendar.end_of_shift(at) == (running[-1] if running else upcoming[0]).end
+    else:
+        with pytest.raises(ValueError, match="no shift within two days"):
+            calendar.end_of_shift(at)

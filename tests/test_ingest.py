@@ -571,6 +571,88 @@ def test_an_error_in_the_reading_process_comes_with_its_traceback(services, tmp_
     assert where.startswith(f"in the process reading {path}:") and "read_csv" in where
 
 
+def _message_pipe():
+    """The two ends of a pipe as the writer and the reading process hold them."""
+    import os
+
+    read_end, write_end = os.pipe()
+    return os.fdopen(read_end, "rb"), os.fdopen(write_end, "wb")
+
+
+def _send_all(out, messages, sent):
+    from tiermeet.ingest.prepare import _send
+
+    for message in messages:
+        _send(out, message)
+        sent.append(message[2][0])
+    out.close()
+
+
+def test_the_reading_process_runs_ahead_of_a_busy_writer_up_to_a_limit(monkeypatch):
+    """While the writer is busy (not asking for parts), the reading process's output is
+    taken from the pipe, so that process goes on well past what the pipe holds; but only up
+    to ``AHEAD_BYTES``, after which the pipe holds it back until the writer takes parts."""
+    import threading
+    import time
+
+    from tiermeet.ingest import prepare
+
+    monkeypatch.setattr(prepare, "AHEAD_BYTES", 2_000_000)
+    source, out = _message_pipe()
+    messages = prepare.Messages(source)
+    # each message about 100 kB: twenty of them are more than a pipe ever holds
+    parts = [("part", ([(n, "x" * 100_000)], [str(n)], {}), [(n, "f", "r")]) for n in range(60)]
+    sent: list[int] = []
+    producer = threading.Thread(target=_send_all, args=(out, parts, sent), daemon=True)
+    producer.start()
+    deadline = time.monotonic() + 10
+    while len(sent) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    ahead = len(sent)
+    assert 20 <= ahead < 60, "the process either waited for the pipe or ran past the limit"
+    got = [messages.next(5) for _ in parts]
+    producer.join(5)
+    messages.close()
+    assert [m[2][0][0] for m in got] == list(range(60))  # all of them, in order
+    assert [m[1].rows for m in got] == [p[1][0] for p in parts]
+    assert len(sent) == 60
+
+
+def test_a_message_longer_than_the_limit_is_still_read_whole(monkeypatch):
+    import threading
+
+    from tiermeet.ingest import prepare
+
+    monkeypatch.setattr(prepare, "AHEAD_BYTES", 1000)
+    source, out = _message_pipe()
+    messages = prepare.Messages(source)
+    parts = [("part", ([("y" * 3_000_000,)], ["a"], {}), [(1, "f", "r")]), ("done", None, [(2, "f", "r")])]
+    threading.Thread(target=_send_all, args=(out, parts, []), daemon=True).start()
+    first, second = messages.next(10), messages.next(10)
+    assert first[1].rows == [("y" * 3_000_000,)] and second[0] == "done"
+    with pytest.raises(EOFError):
+        messages.next(10)
+    messages.close()
+
+
+def test_waiting_for_a_part_ends_at_its_timeout_and_output_cut_short_is_an_error():
+    import time
+
+    from tiermeet.ingest import prepare
+
+    source, out = _message_pipe()
+    messages = prepare.Messages(source)
+    began = time.monotonic()
+    assert messages.next(0.2) is None
+    assert 0.2 <= time.monotonic() - began < 2
+    out.write((100).to_bytes(8, "big") + b"only part of it")
+    out.close()
+    with pytest.raises(EOFError, match="ended in the middle of a message"):
+        messages.next(5)
+    messages.close()
+
+
 def test_cli_ingests_a_file_large_enough_for_a_second_process(run_cli, tmp_path, db_path):
     from tiermeet.services.ingest import SECOND_PROCESS_BYTES
 

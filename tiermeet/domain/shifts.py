@@ -7,6 +7,7 @@ dateutil is imported when a shift is first computed: the config names this modul
 the board's first frame needs no shift.
 """
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -52,17 +53,22 @@ class ShiftCalendar:
     def __init__(self, shifts: list[Shift], zone: str) -> None:
         self.shifts = shifts
         self.zone = ZoneInfo(zone)
-        self._by_day: dict[date, list[ShiftSpan]] = {}
+        #: per local day, its spans and their starts (to bisect)
+        self._by_day: dict[date, tuple[list[ShiftSpan], list[datetime]]] = {}
 
     def spans_around(self, at: datetime) -> list[ShiftSpan]:
-        """Shift occurrences starting from two days before ``at`` to two days after, sorted.
+        """Shift occurrences starting from two days before ``at`` to two days after, sorted."""
+        return self._day(at)[0]
 
-        Computed once per local day: ingest asks for thousands of signals of the same day."""
+    def _day(self, at: datetime) -> tuple[list[ShiftSpan], list[datetime]]:
+        """``spans_around`` and their starts, computed once per local day: ingest asks for
+        thousands of signals of the same day."""
         day = at.astimezone(self.zone).date()
-        spans = self._by_day.get(day)
-        if spans is None:
-            spans = self._by_day[day] = self._spans_for(day)
-        return spans
+        found = self._by_day.get(day)
+        if found is None:
+            spans = self._spans_for(day)
+            found = self._by_day[day] = (spans, [s.start for s in spans])
+        return found
 
     def _spans_for(self, day: date) -> list[ShiftSpan]:
         from dateutil import rrule
@@ -92,15 +98,24 @@ class ShiftCalendar:
 
     def current(self, at: datetime) -> ShiftSpan | None:
         """The shift running at ``at`` (the latest-starting one if shifts overlap)."""
-        running = [s for s in self.spans_around(at) if s.start <= at < s.end]
-        return running[-1] if running else None
+        spans, starts = self._day(at)
+        return self._running(spans, bisect_right(starts, at), at)
+
+    @staticmethod
+    def _running(spans: list[ShiftSpan], begun: int, at: datetime) -> ShiftSpan | None:
+        """Of the first ``begun`` spans (those started by ``at``), the last still running."""
+        for span in reversed(spans[:begun]):
+            if at < span.end:
+                return span
+        return None
 
     def end_of_shift(self, at: datetime) -> datetime:
         """When the shift running at ``at`` ends; between shifts, when the next one ends."""
-        now = self.current(at)
+        spans, starts = self._day(at)
+        begun = bisect_right(starts, at)
+        now = self._running(spans, begun, at)
         if now is not None:
             return now.end
-        upcoming = [s for s in self.spans_around(at) if s.start > at]
-        if not upcoming:
+        if begun == len(spans):
             raise ValueError("the shift calendar has no shift within two days")
-        return upcoming[0].end
+        return spans[begun].end

@@ -7,13 +7,14 @@ halves of an ingest then take about as long as the slower one instead of their s
 ``batches`` is shared by both ways.
 """
 
+import collections
 import gc
 import json
 import marshal
 import os
 import pickle
-import select
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -201,13 +202,52 @@ def read_and_prepare(source: BinaryIO, out: BinaryIO) -> None:
 
 
 class Messages:
-    """The messages of ``read_and_prepare``, read from the descriptor of its output, so that
-    the writer can wait for the next one a limited time (``select``; where pipes cannot be
-    waited on so, as on Windows, it waits as long as it takes)."""
+    """The messages of ``read_and_prepare``, read from its output by a thread of their own
+    that drains the pipe as the reading process fills it: while the writer commits or
+    checkpoints, that process goes on preparing parts instead of waiting for the pipe to
+    empty. What it runs ahead is held here, up to ``AHEAD_BYTES``; beyond that the pipe
+    holds it back again, so a writer kept waiting for the write lock does not buffer a
+    whole large file."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self.fd = stream.fileno()
-        self.buffer = bytearray()
+        self.buffer = bytearray()  # the chunks taken so far, up to a whole message
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.held = 0  # bytes read from the pipe, not yet given out as messages
+        self.ended = False
+        self.changed = threading.Condition()
+        self.drain = threading.Thread(target=self._drain, name="ingest-reader-output", daemon=True)
+        self.drain.start()
+
+    def close(self) -> None:
+        """Wait for the output to end (call once the reading process has ended or been
+        killed): the pipe is closed only after nothing reads from it any more."""
+        with self.changed:
+            self.chunks.clear()  # nothing more is taken: the drain reads on to the end
+            self.held = 0
+            self.changed.notify_all()
+        self.drain.join()
+
+    def _drain(self) -> None:
+        while True:
+            with self.changed:
+                # held back only while the writer has chunks to take: a message longer
+                # than the limit is still read whole
+                while self.held >= AHEAD_BYTES and self.chunks:
+                    self.changed.wait()
+            try:
+                chunk = os.read(self.fd, _READ_BYTES)
+            except OSError:
+                chunk = b""
+            with self.changed:
+                if chunk:
+                    self.chunks.append(chunk)
+                    self.held += len(chunk)
+                else:
+                    self.ended = True
+                self.changed.notify_all()
+            if not chunk:
+                return
 
     def next(self, timeout: float | None = None) -> tuple[str, Prepared | Exception | None, list, str] | None:
         """The next message as (kind, the part or the exception, rows refused, the traceback
@@ -219,21 +259,20 @@ class Messages:
             if 0 <= size <= len(self.buffer) - _HEADER:
                 data = bytes(self.buffer[_HEADER:_HEADER + size])
                 del self.buffer[:_HEADER + size]
+                with self.changed:
+                    self.held -= _HEADER + size
+                    self.changed.notify_all()
                 return _decoded(data)
-            if deadline is not None and not _readable(self.fd, deadline - time.monotonic()):
-                return None
-            chunk = os.read(self.fd, _READ_BYTES)
-            if not chunk:
-                raise EOFError("the reading process's output ended in the middle of a message")
-            self.buffer += chunk
-
-
-def _readable(fd: int, seconds: float) -> bool:
-    """Whether ``fd`` has something to read within ``seconds``."""
-    try:
-        return bool(select.select([fd], [], [], max(seconds, 0))[0])
-    except OSError:  # not a descriptor select can wait on here
-        return True
+            with self.changed:
+                while not self.chunks and not self.ended:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return None
+                    self.changed.wait(left)
+                if not self.chunks:
+                    raise EOFError("the reading process's output ended in the middle of a message")
+                self.buffer += self.chunks.popleft()
+                self.changed.notify_all()
 
 
 def _decoded(data: bytes) -> tuple[str, Prepared | Exception | None, list, str]:
@@ -250,6 +289,9 @@ def _decoded(data: bytes) -> tuple[str, Prepared | Exception | None, list, str]:
 _HEADER = 8
 #: Most bytes taken from the pipe at a time (what it holds when widened).
 _READ_BYTES = 1024 * 1024
+#: Most bytes of messages the writer holds ahead of the one it is writing (about 100,000
+#: prepared rows).
+AHEAD_BYTES = 64 * 1024 * 1024
 
 
 def _send(out: BinaryIO, message: tuple) -> None:

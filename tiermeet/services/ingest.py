@@ -46,12 +46,12 @@ from tiermeet.store.engine import checkpoint
 from tiermeet.store.models import Decision, ModelSuspension, Signal
 from tiermeet.store.types import to_db_text
 
-#: Rows per transaction. Each new signal enters the (source, external_id) index at a random
-#: place, so a batch rewrites about one index page per row; the larger the batch, the more
-#: rows share a page, and the fewer times each is written: from 10,000 to 20,000 rows a
-#: batch, an ingest into a million signals is a tenth faster. A batch of 20,000 holds the
-#: write lock for about a third of a second.
-BATCH = 20_000
+#: Rows per transaction, at most. Each new signal enters the (source, external_id) index at
+#: a random place, so a commit rewrites most of that index's pages whatever the batch's
+#: size; the fewer commits, the fewer times each page is written: from 20,000 to 50,000
+#: rows a batch, the database's own part of an ingest into a million signals is a sixth
+#: less. A batch fed by the reading process also ends after ``BATCH_SECONDS``.
+BATCH = 50_000
 #: Rows per ``signal.ingest`` mutation (a batch writes several): the sync client sends each
 #: one with its signals' payloads, and 10,000 of them stay well inside a push's size limit.
 SYNC_BATCH = 10_000
@@ -155,9 +155,10 @@ class IngestService:
         # its path, so that it imports the same tiermeet as this process.
         with subprocess.Popen([sys.executable, "-P", "-m", "tiermeet.ingest.prepare"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE) as reader:
+            _widen(reader.stdout)
+            _widen(reader.stdin)
+            messages = Messages(reader.stdout)
             try:
-                _widen(reader.stdout)
-                _widen(reader.stdin)
                 _tell(reader, job)
                 check = Checker(plan_of(config), report.rejected, "on line")
                 first = list(batches(read_rows(io.BytesIO(head), origin, fmt), config, now, report.rejected, PART, check))
@@ -165,12 +166,14 @@ class IngestService:
                 with suppress(BrokenPipeError):
                     reader.stdin.close()
                 with self.ctx.bulk() as bulk:
-                    _Writer(bulk, report, origin, actor).write(_Flow(first, reader, origin, report))
+                    _Writer(bulk, report, origin, actor).write(_Flow(first, reader, messages, origin, report))
                 if reader.wait(READER_EXIT_SECONDS) != 0:
                     raise IngestError(f"the process reading {origin} ended with exit code {reader.returncode}")
             except BaseException:
                 reader.kill()
                 raise
+            finally:
+                messages.close()  # the process has ended: its output does too
         return report
 
 
@@ -199,9 +202,9 @@ def _tell(reader: subprocess.Popen, value) -> None:
 
 def _widen(pipe) -> None:
     """Let a pipe between the processes hold a megabyte (Linux; 64 KiB otherwise): the
-    parts the reading process prepared while the writer was busy wait there, not in that
-    process; and the writer hands over the keys of the lines it read itself (a few hundred
-    kilobytes), and goes on to write them, without waiting for that process to start."""
+    reading process's output is taken a megabyte at a time; and the writer hands over the
+    keys of the lines it read itself (a few hundred kilobytes), and goes on to write them,
+    without waiting for that process to start."""
     try:
         import fcntl
 
@@ -232,9 +235,10 @@ class _Flow:
     ``WAIT_IN_BATCH``, or the batch has been open for ``BATCH_SECONDS``, it ends with what
     it has, so that a slow or stalled reading process never holds the write lock."""
 
-    def __init__(self, own: list[Prepared], reader: subprocess.Popen, origin: str, report: IngestReport) -> None:
-        self.own, self.reader, self.origin, self.report = collections.deque(own), reader, origin, report
-        self.messages = Messages(reader.stdout)
+    def __init__(self, own: list[Prepared], reader: subprocess.Popen, messages: Messages, origin: str,
+                 report: IngestReport) -> None:
+        self.own, self.reader, self.messages = collections.deque(own), reader, messages
+        self.origin, self.report = origin, report
         self.done = False
 
     def __iter__(self) -> Iterator[Iterator[Prepared]]:
