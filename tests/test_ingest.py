@@ -8,10 +8,13 @@ exit codes are checked by running ``python -m tiermeet ingest`` in a subprocess.
 import csv
 import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import signal_record
 from tiermeet.ingest.readers import Problem, Row, read_csv, read_jsonl
@@ -936,3 +939,68 @@ def test_the_insert_statement_takes_only_a_stored_time_and_a_clock_stamp():
         "2026-11-25T07:40:00.000000", "0000019ab3c4d5e6")
     with pytest.raises(ValueError, match="not a stored time and a clock stamp"):
         _insert_sql("2026-11-25T07:40:00.000000'); DROP TABLE signal; --", "0000019ab3c4d5e6")
+
+
+# --------------------------------------------------------------------------------------
+# The contract's fast pass and its field-by-field check agree
+# --------------------------------------------------------------------------------------
+
+_TEXTS = st.one_of(st.sampled_from(["x", " padded ", "", "   ", "Ünïcode ✓", "\u202eevil", "tab\there", "a\x07b",
+                                    "\ud800", "e" * 201, "x" * 2001]), st.integers(-5, 5), st.booleans(), st.none(),
+                   st.floats(allow_nan=True), st.text(max_size=8), st.lists(st.integers(), max_size=2))
+
+
+_GOOD = {
+    "external_id": st.sampled_from(["e-1", "9f3a", 17]), "source": st.sampled_from(["vision-qc", "pdm"]),
+    "area": st.just("machining"), "line": st.sampled_from(["CNC1", "CNC2", None, ""]),
+    "severity": st.sampled_from(["low", "high", "critical"]), "kind": st.sampled_from(["anomaly", "prediction", None]),
+    "category": st.sampled_from(["quality", "safety"]),
+    "detected_at": st.sampled_from(["2026-11-25T06:40:00", "2026-11-25T06:40:00Z", "2026-11-25T06:40:00.5+01:00",
+                                    " 2026-11-25 06:40 ", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]),
+    "confidence": st.sampled_from([0.0, 1.0, 0.5, None]), "title": st.sampled_from(["Burr on bore edge", " spaced ", "Ünïcode ✓"]),
+    "model_version": st.sampled_from(["1.2.0", None]), "asset": st.sampled_from(["SP-104", None]),
+    "detail": st.sampled_from(["line one\nline two", None]), "suggested_action": st.sampled_from(["Check it\tnow", None]),
+    "evidence_url": st.sampled_from(["https://e.example/1", None]),
+}
+_DROP = object()
+#: For each field, values only the full check reads, or that it refuses.
+_ODD = {
+    "external_id": ["e" * 201, " ", 3.5], "area": ["paint", "Machining"], "line": ["cnc1", "ASM1", "PACK"],
+    "severity": ["HIGH", " low", "urgent"], "kind": ["Detection", "guess"], "category": ["Cost", "fun"],
+    "detected_at": ["25.11.2026", "2026-11-25T06:40:00+25:00", 1764052800], "confidence": [1.5, -0.1, "0.7", True, 1],
+    "title": ["x" * 201, "bell\x07"], "detail": ["bell\x07", "x" * 10_001], "evidence_url": ["ftp://e.example", "https://a b", "http://"],
+    "shift_hint": ["late"], "extra_number": [2 ** 70],
+}
+_CHANGE = st.sampled_from([*_GOOD, "shift_hint", "extra_number"]).flatmap(
+    lambda key: st.tuples(st.just(key), st.one_of(st.sampled_from(_ODD.get(key, [None])), _TEXTS, st.just(_DROP))))
+#: A valid record with up to three fields made unusual: wrong, missing, or in a form only
+#: the full check reads (upper case, numbers, padding), and fields the contract keeps in extra.
+_RECORDS = st.builds(lambda good, changes: {k: v for k, v in {**good, **dict(changes)}.items() if v is not _DROP},
+                     st.fixed_dictionaries(_GOOD), st.lists(_CHANGE, max_size=3))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_RECORDS)
+def test_the_fast_pass_accepts_only_what_the_full_check_accepts_with_the_same_result(record):
+    """Most records are checked by one fast pass, which gives up on anything unusual; the
+    field-by-field check, which owns every message, decides those. Whatever the fast pass
+    accepts, the full check accepts too, with the same columns."""
+    from tiermeet.ingest import contract
+    from tiermeet.ingest.prepare import plan_of
+    from tiermeet.settings import load_config
+
+    plan = plan_of(load_config(None))
+    try:
+        fast = contract._check_clean(record, plan)
+    except OverflowError:
+        fast = None
+    try:
+        full = contract._check_each(record, plan)
+    except contract.RecordError as exc:
+        assert fast is None, f"the fast pass took a record the full check refuses: {exc}"
+        with pytest.raises(contract.RecordError, match=re.escape(str(exc))):
+            contract.check_values(record, plan)
+        return
+    assert contract.check_record(record, plan) == full
+    if fast is not None:
+        assert dict(zip(contract.CHECKED, fast)) == full

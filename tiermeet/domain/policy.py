@@ -252,9 +252,16 @@ def first_window(policy: Governance, record: dict, now: datetime, top_tier: int,
                  calendar: ShiftCalendar) -> tuple[Placement, datetime, datetime]:
     """Where a new signal (an ingest record's fields) starts: its placement, and its first
     window, which opens at detection — or at arrival, for a detection time still ahead."""
-    placement = _placed(policy, record["category"], record["severity"], record["source"], record["kind"], record["area"],
-                        record["line"], record["confidence"], top_tier)
-    start = min(record["detected_at"], now)
+    return opening(policy, record["category"], record["severity"], record["source"], record["kind"], record["area"],
+                   record["line"], record["confidence"], record["detected_at"], now, top_tier, calendar)
+
+
+def opening(policy: Governance, category, severity, source: str, kind, area: str, line: str | None,
+            confidence: float | None, detected_at: datetime, now: datetime, top_tier: int,
+            calendar: ShiftCalendar) -> tuple[Placement, datetime, datetime]:
+    """``first_window`` of the fields given one by one, as bulk ingest holds them."""
+    placement = _placed(policy, category, severity, source, kind, area, line, confidence, top_tier)
+    start = min(detected_at, now)
     return placement, start, deadline(placement.window, start, calendar)
 
 

@@ -5,6 +5,7 @@ plant engineer can act on. Fields the contract does not name are kept in ``extra
 A time without an offset is read in the plant's time zone.
 """
 
+import operator
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,6 +20,10 @@ FIELDS = REQUIRED + OPTIONAL
 #: The AI output of a signal, as a decision keeps it in its snapshot.
 PAYLOAD = ("source", "model_version", "kind", "detected_at", "area", "line", "asset", "category", "severity",
            "confidence", "title", "detail", "suggested_action", "evidence_url", "extra")
+#: The fields of a checked record, in the order ``check_values`` gives them: the signal's
+#: own columns after its id, as stored.
+CHECKED = ("external_id", "source", "model_version", "kind", "detected_at", "area", "line", "asset", "category",
+           "severity", "severity_rank", "confidence", "title", "detail", "suggested_action", "evidence_url", "extra")
 TITLE_MAX = 200
 TEXT_MAX = 10_000
 ID_MAX = 200
@@ -132,13 +137,20 @@ def _url(record: dict) -> str | None:
 
 def check_record(record: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """The record as signal payload columns, or RecordError for the first field at fault."""
+    return dict(zip(CHECKED, check_values(record, plan)))
+
+
+def check_values(record: dict[str, Any], plan: Plan) -> tuple:
+    """``check_record``'s columns as a tuple in ``CHECKED`` order: what bulk ingest builds
+    its rows from, with no dict made and read again for each of a hundred thousand
+    records."""
     try:
         checked = _check_clean(record, plan)
     except OverflowError:  # a time at the edge of the calendar: the full check names it
         checked = None
     if checked is not None:
         return checked
-    return _check_each(record, plan)
+    return _in_order(_check_each(record, plan))
 
 
 # The common case, fast: a record whose fields are all plain, valid text (or a number for
@@ -149,6 +161,7 @@ def check_record(record: dict[str, Any], plan: Plan) -> dict[str, Any]:
 # ever accepts what the full check accepts, with the same result.
 
 _KNOWN = frozenset(FIELDS)
+_in_order = operator.itemgetter(*CHECKED)
 _SEVERITIES = {m.value: (m.value, m.rank) for m in Severity}
 _KINDS = {m.value: m.value for m in SignalKind}
 _CATEGORIES = {m.value: m.value for m in Category}
@@ -245,25 +258,9 @@ def _check_clean(record: dict[str, Any], plan: Plan) -> dict[str, Any] | None:
         if not sep or scheme.lower() not in ("http", "https") or not rest or " " in evidence_url:
             return None
     extra = None if _KNOWN.issuperset(record) else {k: v for k, v in record.items() if k not in _KNOWN}
-    return {
-        "external_id": external_id,
-        "source": source,
-        "model_version": model_version,
-        "kind": kind,
-        "detected_at": when.astimezone(_UTC),
-        "area": area,
-        "line": line,
-        "asset": asset,
-        "category": category,
-        "severity": severity[0],
-        "severity_rank": severity[1],
-        "confidence": confidence,
-        "title": title,
-        "detail": detail,
-        "suggested_action": suggested_action,
-        "evidence_url": evidence_url,
-        "extra": extra or None,
-    }
+    # in CHECKED order
+    return (external_id, source, model_version, kind, when.astimezone(_UTC), area, line, asset, category, severity[0],
+            severity[1], confidence, title, detail, suggested_action, evidence_url, extra or None)
 
 
 def _check_each(record: dict[str, Any], plan: Plan) -> dict[str, Any]:

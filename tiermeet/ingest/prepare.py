@@ -11,6 +11,7 @@ import collections
 import gc
 import json
 import marshal
+import operator
 import os
 import pickle
 import sys
@@ -27,8 +28,8 @@ from pydantic_core import to_jsonable_python
 from uuid_utils import uuid7
 
 from tiermeet.domain.enums import Autonomy, SignalStatus
-from tiermeet.domain.policy import first_window
-from tiermeet.ingest.contract import PAYLOAD, Plan, RecordError, check_record
+from tiermeet.domain.policy import opening
+from tiermeet.ingest.contract import CHECKED, PAYLOAD, Plan, RecordError, check_values
 from tiermeet.ingest.readers import Problem, Row, read_rows
 from tiermeet.store.timetext import to_db_text
 
@@ -48,6 +49,9 @@ WRITER_COLUMNS = ("first_deadline", "status_epoch", "ingested_at", "updated_at",
 SOURCE, STATUS, TIER, DEADLINE, AUTONOMY, RULE, VERSION = (COLUMNS.index(name) for name in (
     "source", "status", "tier", "deadline", "autonomy", "policy_rule", "policy_version"))
 TIMES = frozenset({"detected_at", "tier_entered_at", "deadline"})
+_SOURCE_AT, _EXTERNAL_ID_AT = CHECKED.index("source"), CHECKED.index("external_id")
+#: A checked record's AI output (``PAYLOAD``), in that order.
+_payload = operator.itemgetter(*(CHECKED.index(name) for name in PAYLOAD))
 #: Columns whose types change the Python value on the way to SQLite; the preparer does that
 #: itself, once per value rather than through a bind processor per column per row: ids as
 #: 32 hex digits, times by ``to_db_text``, ``extra`` as ``json.dumps`` text. (``confidence``
@@ -88,26 +92,27 @@ class Preparer:
         self.version = config.governance.version
         self.now = now
 
-    def __call__(self, records: list[dict]) -> Prepared:
+    def __call__(self, records: list[tuple]) -> Prepared:
+        """``records`` as ``check_values`` gives them, ready to store."""
         policy, calendar, top, version, now = self.policy, self.calendar, self.top, self.version, self.now
         dumps = json.dumps
         rows, ids, autonomous = [], [], {}
-        for r in records:
-            placement, start, due = first_window(policy, r, now, top, calendar)
+        for values in records:
+            (external_id, source, model_version, kind, detected, area, line, asset, category, severity, severity_rank,
+             confidence, title, detail, suggested_action, evidence_url, extra) = values
+            placement, start, due = opening(policy, category, severity, source, kind, area, line, confidence, detected,
+                                            now, top, calendar)
             autonomy = placement.autonomy.value
             signal_id = new_signal_id()
-            detected = r["detected_at"]
             detected_text = to_db_text(detected)
-            extra = r["extra"]
             if autonomy == AUTONOMOUS:
-                autonomous[len(rows)] = to_jsonable_python({name: r[name] for name in PAYLOAD})
+                autonomous[len(rows)] = to_jsonable_python(dict(zip(PAYLOAD, _payload(values))))
             rows.append((
-                signal_id.replace("-", ""), r["external_id"], r["source"], r["model_version"], r["kind"], detected_text,
-                r["area"], r["line"], r["asset"], r["category"], r["severity"], r["severity_rank"], r["confidence"],
-                r["title"], r["detail"], r["suggested_action"], r["evidence_url"], None if extra is None else dumps(extra),
-                ACTIONED if autonomy == AUTONOMOUS else OPEN, placement.start_tier,
-                detected_text if start is detected else to_db_text(start), to_db_text(due), autonomy, placement.rule,
-                version,
+                signal_id.replace("-", ""), external_id, source, model_version, kind, detected_text, area, line, asset,
+                category, severity, severity_rank, confidence, title, detail, suggested_action, evidence_url,
+                None if extra is None else dumps(extra), ACTIONED if autonomy == AUTONOMOUS else OPEN,
+                placement.start_tier, detected_text if start is detected else to_db_text(start), to_db_text(due),
+                autonomy, placement.rule, version,
             ))
             ids.append(signal_id)
         return Prepared(rows, ids, autonomous)
@@ -125,30 +130,31 @@ class Checker:
         #: records checked elsewhere before these (the head of a file)
         self.first: dict[tuple[str, str], int] = dict(seen or {})
 
-    def __call__(self, position: int, data: dict) -> dict | None:
-        """The record as signal columns, or None when it is refused."""
+    def __call__(self, position: int, data: dict) -> tuple | None:
+        """The record's signal columns (``check_values``), or None when it is refused."""
         try:
-            record = check_record(data, self.plan)
+            values = check_values(data, self.plan)
         except RecordError as exc:
             self.rejected.append((position, exc.field, exc.reason))
             return None
-        key = (record["source"], record["external_id"])
+        key = (values[_SOURCE_AT], values[_EXTERNAL_ID_AT])
         first = self.first.setdefault(key, position)
         if first != position:
             self.rejected.append((position, "external_id",
                                   f"{key[1]!r} from source {key[0]!r} already appears {self.place} {first}"))
             return None
-        return record
+        return values
 
 
 def checked(items: Iterable[tuple[int, dict]], plan: Plan, rejected: list[tuple[int, str, str]],
             place: str) -> Iterator[tuple[int, dict]]:
-    """Each (position, record) of ``items`` that the ``Checker`` passes."""
+    """Each (position, record as ``check_record`` gives it) of ``items`` that the
+    ``Checker`` passes."""
     check = Checker(plan, rejected, place)
     for position, data in items:
-        record = check(position, data)
-        if record is not None:
-            yield position, record
+        values = check(position, data)
+        if values is not None:
+            yield position, dict(zip(CHECKED, values))
 
 
 def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, rejected: list[tuple[int, str, str]],
@@ -159,7 +165,7 @@ def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, reje
     others."""
     check = check or Checker(plan_of(config), rejected, "on line")
     prepare = Preparer(config, now)
-    batch: list[dict] = []
+    batch: list[tuple] = []
     for row in rows:
         if type(row) is Problem:
             rejected.append((row.line, row.field, row.reason))
