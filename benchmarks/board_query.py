@@ -2,11 +2,11 @@
 page", on a database of 1,000,000 signals, with the query plans.
 
 Target (Foundation issue, "Reading"): a board page in at most 2 ms, from a plan that uses an
-``ix_signal_board`` index. Three boards are measured — tier 1 for a line, tier 2 for an
+``ix_signal_board_*`` index. Three boards are measured — tier 1 for a line, tier 2 for an
 area, tier 3 for the plant — each as the first page and the page after it, three ways:
 
-  sql            the statement alone (``board_sql``, merging the ranges of the board index
-                 that ``board_groups`` found once), rows fetched as tuples
+  sql            the statement alone (``board_sql``; for the plant, merging the boards of the
+                 areas ``plant_areas`` found once), rows fetched as tuples
   board_page     ``board_page`` on an open connection: the statement plus SignalRow objects
   service        ``BoardService.page``, which opens and closes a connection per page
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _data  # noqa: E402
 
 TARGET_MS = 2.0
-INDEX_PREFIX = "ix_signal_board"
+INDEX_PREFIX = "ix_signal_board_"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     from tiermeet.services.board import BoardService
     from tiermeet.services.context import Context
     from tiermeet.settings import load_config
-    from tiermeet.store.queries import Cursor, Filters, Scope, board_groups, board_page, board_sql, connect_read
+    from tiermeet.store.queries import Cursor, Filters, Scope, board_page, board_sql, connect_read, plant_areas
 
     if args.db is not None:
         db = args.db.resolve()
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
                 if page == "next" and after is None:
                     continue
                 _data.log(f"{label}, {page} page")
-                sql, params = board_sql(scope, Filters(), after, args.limit, groups=board_groups(conn, scope))
+                sql, params = board_sql(scope, Filters(), after, args.limit, areas=plant_areas(conn, scope))
                 rows = len(conn.execute(sql, params).fetchall())
                 ways = {
                     "sql": timings(lambda sql=sql, params=params: conn.execute(sql, params).fetchall(), args.runs),
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         uses_index = any(INDEX_PREFIX in line for line in plan)
         sorts = any("TEMP B-TREE" in line for line in plan)
         plans_ok &= uses_index
-        note = "" if uses_index else "   <-- no ix_signal_board index"
+        note = "" if uses_index else "   <-- no ix_signal_board_* index"
         note += "   (sorts in a temp b-tree)" if sorts else ""
         print(f"  {label}, {page} page:")
         for line in plan:

@@ -171,7 +171,7 @@ def test_sweep_reads_breached_signals_board_by_board_earliest_first(services, cl
 
     monkeypatch.setattr(governance, "BATCH", 7)
     if not merged:
-        monkeypatch.setattr(governance, "MAX_RANGES", 0)
+        monkeypatch.setattr(governance, "MAX_BOARDS", 0)
     places = [("machining", "CNC1"), ("assembly", "ASM1"), ("assembly", None), ("machining", "GRIND")]
     rows = [Row(n + 1, signal_record(n, area=places[n % 4][0], line=places[n % 4][1], severity=("high", "low")[n % 2],
                                      detected_at=f"2026-11-24T{6 + n % 9:02d}:{n:02d}:00+01:00")) for n in range(30)]

@@ -7,7 +7,6 @@ The journal is read back with sqlite3 straight from the file, not through the mo
 import json
 import re
 import sqlite3
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tiermeet.services.bundle import open_services
 from tiermeet.services.requests import ActionSpec, Outcome
 from tiermeet.settings import demo_config_text, parse_config
 from tiermeet.store.models import Signal
-from tiermeet.store.queries import Cursor, Filters, Scope, board_groups, board_sql
+from tiermeet.store.queries import Cursor, Filters, Scope, board_sql, plant_areas
 
 # --------------------------------------------------------------------------------------
 # Reading the journal straight from the file.
@@ -402,9 +401,9 @@ def test_plant_board_is_every_area_in_board_order(services, db_path, monkeypatch
     from tiermeet.store import queries
 
     if not merged:
-        monkeypatch.setattr(queries, "_MAX_GROUPS", 1)
+        monkeypatch.setattr(queries, "_MAX_AREAS", 1)
     found = []
-    monkeypatch.setattr(queries, "board_groups", lambda *a: found.append(board_groups(*a)) or found[-1])
+    monkeypatch.setattr(queries, "plant_areas", lambda *a: found.append(plant_areas(*a)) or found[-1])
     places = [("machining", "CNC1"), ("machining", "GRIND"), ("assembly", "ASM1"), ("assembly", None)]
     rows = [Row(n + 1, signal_record(n, area=places[n % 4][0], line=places[n % 4][1], severity=SEVERITIES[n % 3],
                                      detected_at=f"2026-11-25T08:{(n * 7) % 30:02d}:00+01:00")) for n in range(40)]
@@ -414,32 +413,18 @@ def test_plant_board_is_every_area_in_board_order(services, db_path, monkeypatch
     services.signals.escalate(signals[0].id, actor="anna", reason="r")  # on the tier-2 board now
     services.signals.decide(signals[1].id, actor="anna", kind="dismiss", rationale="r", disposition="duplicate")
     expected = sorted((s for s in signals[2:]), key=lambda s: (s.deadline, s.severity_rank, s.id))
-
-    def paged(scope: Scope) -> list:
-        seen, after = [], None
-        for _ in range(100):
-            page = services.board.page(scope, after=after, limit=page_size)
-            if not page:
-                return seen
-            seen.extend(page)
-            after = Cursor.after(page[-1])
-        raise AssertionError("the board never ended")
-
-    seen = paged(Scope(tier=1))
+    seen, after = [], None
+    for _ in range(100):
+        page = services.board.page(Scope(tier=1), after=after, limit=page_size)
+        if not page:
+            break
+        seen.extend(page)
+        after = Cursor.after(page[-1])
     assert [s.id for s in seen] == [s.id for s in expected]
     assert {s.area for s in seen} == {"machining", "assembly"}
-    # an area's board (its line and its signals on no line), and a line's, the same way
-    assert [s.id for s in paged(Scope(tier=1, area="assembly"))] == [s.id for s in expected if s.area == "assembly"]
-    assert [s.id for s in paged(Scope(tier=1, line="CNC1"))] == [s.id for s in expected if s.line == "CNC1"]
     assert [s.id for s in services.board.page(Scope(tier=2))] == [signals[0].id]
-    # read range by range of the board index and merged, in order, when it can be; else in
-    # one sorted statement
-    expected_groups = [("assembly", None), ("assembly", "ASM1"), ("machining", None), ("machining", "CNC1"),
-                       ("machining", "GRIND")]
-    assert found[0] == (expected_groups if merged else None)
-    with closing(sqlite3.connect(db_path)) as conn:  # a line's board: its range in each area
-        assert board_groups(conn, Scope(tier=1, line="CNC1")) == ([("assembly", "CNC1"), ("machining", "CNC1")]
-                                                                  if merged else None)
+    # read area by area and merged, in order, when it can be; else in one sorted statement
+    assert found[0] == (["assembly", "machining"] if merged else None)
     plan = _plan(db_path, Scope(tier=1))
     assert ("MERGE (UNION ALL)" in plan and "TEMP B-TREE" not in plan) if merged else "TEMP B-TREE" in plan, plan
 
@@ -463,16 +448,16 @@ def test_board_filters(services, board_signals):
 
 def _plan(db_path, scope, filters=Filters(), **kw) -> str:
     conn = sqlite3.connect(db_path)
-    sql, params = board_sql(scope, filters, groups=board_groups(conn, scope, filters), **kw)
+    sql, params = board_sql(scope, filters, areas=plant_areas(conn, scope, filters), **kw)
     rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
     conn.close()
     return " | ".join(r[-1] for r in rows)
 
 
 @pytest.mark.parametrize(("scope", "index"), [
-    (Scope(tier=1, line="CNC1"), "ix_signal_board"),
-    (Scope(tier=2, area="machining"), "ix_signal_board"),  # its lines' ranges merged
-    (Scope(tier=1), "ix_signal_board"),  # the plant's board: every range merged
+    (Scope(tier=1, line="CNC1"), "ix_signal_board_line"),
+    (Scope(tier=2, area="machining"), "ix_signal_board_area"),
+    (Scope(tier=1), "ix_signal_board_area"),  # the plant's board: its areas' boards merged
 ])
 def test_board_query_plan_uses_a_board_index(db_path, board_signals, scope, index):
     first = _plan(db_path, scope)

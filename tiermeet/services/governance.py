@@ -32,7 +32,7 @@ from tiermeet.services.context import Context
 from tiermeet.services.lookup import load_record
 from tiermeet.services.signals import LIFECYCLE, context_packets, deadline_at_tier, facts_of, lifecycle_image, require_text
 from tiermeet.services.unit import Change, Tx, insert_many, new_id, update_many
-from tiermeet.store.queries import ACTIVE_SQL, tier_groups
+from tiermeet.store.queries import ACTIVE_SQL, AREAS_SQL
 from tiermeet.store.models import Decision, DecisionReview, Escalation, ModelSuspension, Signal
 
 SWEEP_ACTOR = "system:sweep"
@@ -40,10 +40,9 @@ SWEEP_ACTOR = "system:sweep"
 #: kiosks waiting for the write lock (busy timeout ≥ 5 s) are not turned away, and a
 #: backlog after an outage is worked off in several transactions.
 BATCH = 10_000
-#: The tiers the sweep looks at, and the most (tier, area, line) ranges of the board index
-#: it merges in one statement.
+#: The tiers the sweep looks at, and the most (tier, area) boards it merges in one statement.
 SWEPT_TIERS = (1, 2, 3, 4)
-MAX_RANGES = 100
+MAX_BOARDS = 100
 BREACH_REASON = "response window breached at tier {tier}"
 REVIEW_OUTCOMES = ("confirmed", "overturned")
 OPEN = SignalStatus.OPEN.value
@@ -255,20 +254,17 @@ class _Deadlines:
 def _breached(session, at: datetime):
     """The statement for the next signals whose window closed before ``at``, earliest first.
 
-    Read range by range of the board index — each (tier, area, line) with active signals,
-    in board order — and merged, so that only the breached signals are read, not every
-    active one. A plant of more ranges than one statement merges well is read in one
-    sorted statement."""
+    Read board by board — each (tier, area) with active signals, in the order of the area
+    index — and merged, so that only the breached signals are read, not every active one.
+    A plant of more boards than one statement merges well is read in one sorted statement."""
     conditions = (text(ACTIVE_SQL), Signal.status != SignalStatus.ACTIONED.value, Signal.deadline < at,
                   # flagged once per stay at the top tier (a reopen starts a new stay)
                   or_(Signal.flagged_at.is_(None), Signal.flagged_at <= Signal.tier_entered_at))
     connection = session.connection()
-    ranges = [(tier, *group) for tier in SWEPT_TIERS for group in tier_groups(connection.exec_driver_sql, tier)]
-    if not 0 < len(ranges) <= MAX_RANGES:
+    boards = [(tier, area) for tier in SWEPT_TIERS for (area,) in connection.exec_driver_sql(AREAS_SQL, (tier,))]
+    if not 0 < len(boards) <= MAX_BOARDS:
         return select(*_SWEPT).where(Signal.tier.in_(SWEPT_TIERS), *conditions).order_by(Signal.deadline).limit(BATCH)
-    arms = [select(*_SWEPT).where(Signal.tier == tier, Signal.area == area,
-                                  Signal.line.is_(None) if line is None else Signal.line == line, *conditions)
-            for tier, area, line in ranges]
+    arms = [select(*_SWEPT).where(Signal.tier == tier, Signal.area == area, *conditions) for tier, area in boards]
     return union_all(*arms).order_by(literal_column("deadline")).limit(BATCH)
 
 

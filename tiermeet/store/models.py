@@ -43,8 +43,8 @@ class Signal(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_signal_source_external_id"),
-        Index("ix_signal_board", "tier", "area", "line", "deadline", "severity_rank", "id", sqlite_where=text(ACTIVE_SQL),
-              postgresql_where=text(ACTIVE_SQL)),
+        Index("ix_signal_board_line", "tier", "line", "deadline", "severity_rank", "id", sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)),
+        Index("ix_signal_board_area", "tier", "area", "deadline", "severity_rank", "id", sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)),
         Index("ix_signal_shelved", "shelved_until", sqlite_where=text(SHELVED_SQL), postgresql_where=text(SHELVED_SQL)),
         # Migration 0005 also orders signals by the time to their first acknowledgement and
         # decision (ix_signal_ack_time, ix_signal_decide_time: partial expression indexes,

@@ -4,11 +4,10 @@ heavier.
 The board reads one page at a time in board order (window deadline, then severity, then
 id) with keyset pagination — the next page starts after the last row shown — so a page
 costs the same on the first day and after a year of history. Active signals are served
-by the partial ``ix_signal_board`` index, whose WHERE clause this query repeats word for
-word so SQLite can use it: it holds each tier's signals by area and line, each range in
-board order, and a board merges the ranges it shows (a line's, an area's lines, the
-plant's every line). Importing this module loads no ORM: the board opens before
-SQLAlchemy has finished importing.
+by the partial ``ix_signal_board_*`` indexes, whose WHERE clause this query repeats
+word for word so SQLite can use them: a line's board by the line index, an area's by
+the area index, and the plant's by merging the boards of its areas. Importing this
+module loads no ORM: the board opens before SQLAlchemy has finished importing.
 """
 
 import json
@@ -150,62 +149,39 @@ class Cursor:
 
 
 #: The areas with active signals at a tier (the statement's one parameter), found by one
-#: step through the board index per area rather than by reading those signals.
+#: step through the area index per area rather than by reading those signals.
 AREAS_SQL = f"""WITH RECURSIVE found(area) AS (
     SELECT min(area) FROM signal WHERE tier = ?1 AND {ACTIVE_SQL}
     UNION ALL
     SELECT (SELECT min(area) FROM signal WHERE tier = ?1 AND {ACTIVE_SQL} AND area > found.area) FROM found
     WHERE area IS NOT NULL)
 SELECT area FROM found WHERE area IS NOT NULL"""
-#: The lines with active signals in an area at a tier (?1 the tier, ?2 the area), found the
-#: same way; signals of the area on no line are not among them.
-LINES_SQL = f"""WITH RECURSIVE found(line) AS (
-    SELECT min(line) FROM signal WHERE tier = ?1 AND area = ?2 AND {ACTIVE_SQL}
-    UNION ALL
-    SELECT (SELECT min(line) FROM signal WHERE tier = ?1 AND area = ?2 AND {ACTIVE_SQL} AND line > found.line) FROM found
-    WHERE line IS NOT NULL)
-SELECT line FROM found WHERE line IS NOT NULL"""
 #: Most SELECTs SQLite joins in one compound statement (its SQLITE_MAX_COMPOUND_SELECT),
 #: and most parameters an older SQLite takes in one statement.
-_MAX_GROUPS = 500
+_MAX_AREAS = 500
 _MAX_PARAMS = 999
 
-#: Where the active signals of one board index range lie: an area and a line (None: the
-#: area's signals on no line).
-Group = tuple[str, str | None]
 
+def plant_areas(conn: sqlite3.Connection, scope: Scope, filters: Filters = Filters()) -> list[str] | None:
+    """For the board of a whole plant at one tier showing its active signals, the areas
+    that have any; None for any other board, and for a plant of more areas than one
+    statement can merge.
 
-def tier_groups(execute, tier: int, area: str | None = None) -> list[Group]:
-    """The (area, line) groups with active signals at ``tier`` (in ``area`` only, if given),
-    each with the area's signals on no line too, in index order: ``execute(sql, params)``
-    runs a statement on a plain or an SQLAlchemy connection."""
-    areas = [area] if area is not None else [a for (a,) in execute(AREAS_SQL, (tier,))]
-    return [(a, line) for a in areas for line in (None, *(ln for (ln,) in execute(LINES_SQL, (tier, a))))]
-
-
-def board_groups(conn: sqlite3.Connection, scope: Scope, filters: Filters = Filters()) -> list[Group] | None:
-    """For a board of one tier showing its active signals, the board index ranges it is
-    merged from: a line's in each area (one, unless the plant moved the line), an area's
-    lines and the area's signals on no line, the plant's every area and line. None for any
-    other board, and for one of more ranges than one statement can merge.
-
-    One board index serves every scope (each index is one more insert for every ingested
-    signal): each range is in board order, and SQLite merges them, reading no more rows
-    than the page shows."""
-    if scope.tier is None or tuple(filters.statuses or ACTIVE) != ACTIVE:
+    There is no index of a tier's signals in board order (each index is one more insert
+    for every ingested signal): the area index serves each area's board in that order,
+    and SQLite merges them, reading no more rows than the page shows."""
+    plant = scope.tier is not None and scope.line is None and scope.area is None
+    if not plant or tuple(filters.statuses or ACTIVE) != ACTIVE:
         return None
-    if scope.line is not None:
-        groups = [(area, scope.line) for (area,) in conn.execute(AREAS_SQL, (scope.tier,))]
-    else:
-        groups = tier_groups(conn.execute, scope.tier, scope.area)
-    return groups if 0 < len(groups) <= _MAX_GROUPS else None
+    areas = [area for (area,) in conn.execute(AREAS_SQL, (scope.tier,))]
+    return areas if 0 < len(areas) <= _MAX_AREAS else None
 
 
 def board_sql(scope: Scope, filters: Filters = Filters(), after: Cursor | None = None, limit: int = 200,
-              signal_id: uuid.UUID | None = None, groups: list[Group] | None = None) -> tuple[str, list]:
+              signal_id: uuid.UUID | None = None, areas: list[str] | None = None) -> tuple[str, list]:
     """The SQL text and parameters of one board page (or, with ``signal_id``, of that one
-    signal if the board shows it); with ``groups`` (``board_groups``), the page merged from
-    those ranges of the board index, when the statement stays within SQLite's limits."""
+    signal if the board shows it); with ``areas`` (``plant_areas``), the page merged from
+    the boards of those areas, when the statement stays within SQLite's limits."""
     where, params = [], []
     if signal_id is not None:
         where.append("id = ?")
@@ -220,6 +196,12 @@ def board_sql(scope: Scope, filters: Filters = Filters(), after: Cursor | None =
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    if scope.line is not None:
+        where.append("line = ?")
+        params.append(scope.line)
+    elif scope.area is not None:
+        where.append("area = ?")
+        params.append(scope.area)
     if filters.text:
         pattern = "%" + filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append("(title LIKE ? ESCAPE '\\' OR asset LIKE ? ESCAPE '\\' OR detail LIKE ? ESCAPE '\\')")
@@ -228,18 +210,9 @@ def board_sql(scope: Scope, filters: Filters = Filters(), after: Cursor | None =
         where.append("(deadline, severity_rank, id) > (?, ?, ?)")
         params += [_utc_text(after.deadline), after.severity_rank, after.id.hex]
     order = "ORDER BY deadline, severity_rank, id LIMIT ?"
-    if groups and len(groups) * (len(params) + 2) < _MAX_PARAMS:
-        arms, merged = [], []
-        for area, line in groups:
-            arms.append(f"{_SELECT} WHERE {' AND '.join(where)} AND area = ? AND line {'IS NULL' if line is None else '= ?'}")
-            merged += [*params, area] if line is None else [*params, area, line]
-        return f"{' UNION ALL '.join(arms)} {order}", [*merged, limit]
-    if scope.line is not None:
-        where.append("line = ?")
-        params.append(scope.line)
-    elif scope.area is not None:
-        where.append("area = ?")
-        params.append(scope.area)
+    if areas and len(areas) * (len(params) + 1) < _MAX_PARAMS:
+        arm = f"{_SELECT} WHERE {' AND '.join(where)} AND area = ?"
+        return f"{' UNION ALL '.join([arm] * len(areas))} {order}", [*(p for a in areas for p in (*params, a)), limit]
     return f"{_SELECT} WHERE {' AND '.join(where)} {order}", [*params, limit]
 
 
@@ -253,8 +226,8 @@ def connect_read(path: Path) -> sqlite3.Connection:
 def board_page(conn: sqlite3.Connection, scope: Scope, filters: Filters = Filters(), after: Cursor | None = None,
                limit: int = 200) -> list[SignalRow]:
     """One page of a board, in board order."""
-    with _snapshot(conn):  # the ranges found and the page read from one state of the database
-        sql, params = board_sql(scope, filters, after, limit, groups=board_groups(conn, scope, filters))
+    with _snapshot(conn):  # the areas found and the page read from one state of the database
+        sql, params = board_sql(scope, filters, after, limit, areas=plant_areas(conn, scope, filters))
         return [_row(values) for values in conn.execute(sql, params)]
 
 
