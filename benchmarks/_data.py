@@ -202,9 +202,11 @@ def _older_schema(workdir: Path, size: int) -> Path | None:
     """A finished baseline of this recipe and policy built for an older schema revision:
     upgrading it through the migrations is what a plant's database goes through, and takes
     seconds where a fresh build takes minutes."""
-    recipe, _, policy = _revision_key().split("-")
+    recipe, schema, policy = _revision_key().split("-")
     for candidate in sorted(workdir.glob(f"baseline-{size}-{recipe}-s*-{policy}.db"), reverse=True):
-        if Path(f"{candidate}.ok").exists():
+        # one built by a newer tiermeet (a later checkout run in the same folder) cannot be
+        # brought down to this schema
+        if candidate.name.split("-")[3] < schema and Path(f"{candidate}.ok").exists():
             return candidate
     return None
 

@@ -63,7 +63,7 @@ PART = 1_000
 #: while the reading process starts: its share of the reading. Storing every row is the
 #: writer's larger half of the work, so its share is small; but with this many, both
 #: halves end nearer together than with the 5,000 it takes just to cover that process's
-#: start (a tenth faster into a million signals, on two CPUs).
+#: start (a few percent faster into a million signals, on two CPUs).
 HEAD_ROWS = 12_000
 HEAD_BYTES = 8 * 1024 * 1024
 #: How long a batch waits for the reading process's next part, and how long it stays open
