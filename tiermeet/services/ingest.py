@@ -49,8 +49,8 @@ from tiermeet.store.types import to_db_text
 #: Rows per transaction, at most. Each new signal enters the (source, external_id) index at
 #: a random place, so a commit rewrites most of that index's pages whatever the batch's
 #: size; the fewer commits, the fewer times each page is written: from 20,000 to 50,000
-#: rows a batch, the database's own part of an ingest into a million signals is a sixth
-#: less. A batch fed by the reading process also ends after ``BATCH_SECONDS``.
+#: rows a batch, the database's own part of an ingest into a million signals is about a
+#: tenth less. A batch fed by the reading process also ends after ``BATCH_SECONDS``.
 BATCH = 50_000
 #: Rows per ``signal.ingest`` mutation (a batch writes several): the sync client sends each
 #: one with its signals' payloads, and 10,000 of them stay well inside a push's size limit.
