@@ -413,15 +413,23 @@ def test_plant_board_is_every_area_in_board_order(services, db_path, monkeypatch
     services.signals.escalate(signals[0].id, actor="anna", reason="r")  # on the tier-2 board now
     services.signals.decide(signals[1].id, actor="anna", kind="dismiss", rationale="r", disposition="duplicate")
     expected = sorted((s for s in signals[2:]), key=lambda s: (s.deadline, s.severity_rank, s.id))
-    seen, after = [], None
-    for _ in range(100):
-        page = services.board.page(Scope(tier=1), after=after, limit=page_size)
-        if not page:
-            break
-        seen.extend(page)
-        after = Cursor.after(page[-1])
+
+    def paged(scope: Scope) -> list:
+        seen, after = [], None
+        for _ in range(100):
+            page = services.board.page(scope, after=after, limit=page_size)
+            if not page:
+                return seen
+            seen.extend(page)
+            after = Cursor.after(page[-1])
+        raise AssertionError("the board never ended")
+
+    seen = paged(Scope(tier=1))
     assert [s.id for s in seen] == [s.id for s in expected]
     assert {s.area for s in seen} == {"machining", "assembly"}
+    # an area's board (its line and its signals on no line), and a line's, page the same way
+    assert [s.id for s in paged(Scope(tier=1, area="assembly"))] == [s.id for s in expected if s.area == "assembly"]
+    assert [s.id for s in paged(Scope(tier=1, line="CNC1"))] == [s.id for s in expected if s.line == "CNC1"]
     assert [s.id for s in services.board.page(Scope(tier=2))] == [signals[0].id]
     # read area by area and merged, in order, when it can be; else in one sorted statement
     assert found[0] == (["assembly", "machining"] if merged else None)
