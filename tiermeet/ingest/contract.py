@@ -137,7 +137,12 @@ def _url(record: dict) -> str | None:
 
 def check_record(record: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """The record as signal payload columns, or RecordError for the first field at fault."""
-    return dict(zip(CHECKED, check_values(record, plan)))
+    return as_record(check_values(record, plan))
+
+
+def as_record(values: tuple) -> dict[str, Any]:
+    """``check_values``'s tuple as ``check_record``'s columns by name."""
+    return dict(zip(CHECKED, values))
 
 
 def check_values(record: dict[str, Any], plan: Plan) -> tuple:

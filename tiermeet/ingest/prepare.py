@@ -29,7 +29,7 @@ from uuid_utils import uuid7
 
 from tiermeet.domain.enums import Autonomy, SignalStatus
 from tiermeet.domain.policy import opening
-from tiermeet.ingest.contract import CHECKED, PAYLOAD, Plan, RecordError, check_values
+from tiermeet.ingest.contract import CHECKED, PAYLOAD, Plan, RecordError, as_record, check_values
 from tiermeet.ingest.readers import Problem, Row, read_rows
 from tiermeet.store.timetext import to_db_text
 
@@ -154,7 +154,7 @@ def checked(items: Iterable[tuple[int, dict]], plan: Plan, rejected: list[tuple[
     for position, data in items:
         values = check(position, data)
         if values is not None:
-            yield position, dict(zip(CHECKED, values))
+            yield position, as_record(values)
 
 
 def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, rejected: list[tuple[int, str, str]],
