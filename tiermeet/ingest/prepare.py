@@ -39,9 +39,7 @@ if TYPE_CHECKING:
 AUTONOMOUS, OPEN, ACTIONED = Autonomy.AUTONOMOUS.value, SignalStatus.OPEN.value, SignalStatus.ACTIONED.value
 
 #: Columns of a newly ingested signal, in the order the prepared rows hold them.
-COLUMNS = ("id", "external_id", "source", "model_version", "kind", "detected_at", "area", "line", "asset", "category",
-           "severity", "severity_rank", "confidence", "title", "detail", "suggested_action", "evidence_url", "extra",
-           "status", "tier", "tier_entered_at", "deadline", "autonomy", "policy_rule", "policy_version")
+COLUMNS = ("id", *CHECKED, "status", "tier", "tier_entered_at", "deadline", "autonomy", "policy_rule", "policy_version")
 #: The columns the writer fills in itself, the same for every row of a transaction but the
 #: first deadline (the row's deadline): each value a row does not carry is one the driver
 #: does not bind a hundred thousand times.
