@@ -10,6 +10,7 @@ import io
 import json
 import re
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -927,9 +928,25 @@ def test_values_that_used_to_crash_the_run_are_refused_row_by_row(services, db_p
     assert count_signals(db_path) == 0
 
 
-def test_a_signal_without_unknown_fields_stores_sql_null_in_extra(services, db_path):
-    services.ingest.ingest([Row(1, signal_record())], origin="test")
-    assert sqlite3.connect(db_path).execute("SELECT extra IS NULL FROM signal").fetchone() == (1,)
+@pytest.mark.parametrize("second_process", [False, True], ids=["one process", "two processes"])
+def test_missing_fields_are_stored_as_sql_null_and_zero_or_empty_values_are_not_mistaken_for_them(
+        services, db_path, tmp_path, monkeypatch, second_process):
+    from tiermeet.services import ingest
+
+    monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0 if second_process else 1 << 40)
+    optional = ("model_version", "line", "asset", "confidence", "detail", "suggested_action", "evidence_url", "extra")
+    bare = {k: v for k, v in signal_record(1).items() if k not in optional}
+    full = signal_record(2, confidence=0.0, detail="0", evidence_url="https://pdm.local/2", score=0)
+    path = tmp_path / "signals.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in (bare, full, signal_record(3, confidence=1))))
+    assert services.ingest.ingest_file(path, "jsonl", origin=str(path)).summary() == "3 added, 0 duplicates, 0 rejected"
+    conn = sqlite3.connect(db_path)
+    kinds = lambda n: conn.execute(f"SELECT {', '.join(f'typeof({c})' for c in optional)} FROM signal "  # noqa: E731
+                                   "WHERE external_id = ?", (f"ext-{n}",)).fetchone()
+    assert kinds(1) == ("null",) * len(optional)
+    assert kinds(2) == ("text", "text", "text", "real", "text", "text", "text", "text")
+    assert (stored(db_path, "ext-2")["confidence"], stored(db_path, "ext-3")["confidence"]) == (0.0, 1.0)
+    assert (stored(db_path, "ext-2")["detail"], json.loads(stored(db_path, "ext-2")["extra"])) == ("0", {"score": 0})
 
 
 def test_the_insert_statement_takes_only_a_stored_time_and_a_clock_stamp():
@@ -1004,3 +1021,25 @@ def test_the_fast_pass_accepts_only_what_the_full_check_accepts_with_the_same_re
     assert contract.check_record(record, plan) == full
     if fast is not None:
         assert contract.as_record(fast) == full
+
+
+def test_a_text_repeated_across_rows_is_prepared_as_one_object_and_sent_as_a_reference(monkeypatch):
+    import marshal
+
+    from tiermeet.ingest import prepare
+    from tiermeet.ingest.readers import read_rows
+    from tiermeet.settings import load_config
+
+    def prepared(count: int) -> list:
+        lines = "".join(json.dumps(signal_record(n, detail="RMS up " * 50)) + "\n" for n in range(count))
+        parts = prepare.batches(read_rows(io.BytesIO(lines.encode()), "x.jsonl", "jsonl"), load_config(None),
+                                datetime.now(timezone.utc), [], 10)
+        return [row for part in parts for row in part.rows]
+
+    detail, source = prepare.COLUMNS.index("detail"), prepare.COLUMNS.index("source")
+    rows = prepared(30)
+    assert all(row[detail] is rows[0][detail] and row[source] is rows[0][source] for row in rows)
+    assert len(marshal.dumps(rows)) < 30 * 350 + len(rows[0][detail])  # each detail after the first is a reference
+    monkeypatch.setattr(prepare, "TEXTS_KEPT", 3)  # the texts kept are let go part by part beyond the limit
+    rows = prepared(30)
+    assert rows[0][detail] is rows[9][detail] and rows[0][detail] is not rows[10][detail] == rows[0][detail]

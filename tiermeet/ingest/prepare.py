@@ -40,6 +40,17 @@ AUTONOMOUS, OPEN, ACTIONED = Autonomy.AUTONOMOUS.value, SignalStatus.OPEN.value,
 
 #: Columns of a newly ingested signal, in the order the prepared rows hold them.
 COLUMNS = ("id", *CHECKED, "status", "tier", "tier_entered_at", "deadline", "autonomy", "policy_rule", "policy_version")
+#: How a prepared row holds a value that is missing (text, and the confidence), and the
+#: columns that may miss one: the driver binds None several times slower than any other
+#: value (it looks for an adapter first), a signal misses three or four of these, and the
+#: insert turns them back into NULL. No checked value is either: the contract reads empty
+#: text as missing, and a confidence lies in 0..1.
+NO_TEXT, NO_NUMBER = "", -1.0
+MAY_MISS = {name: NO_NUMBER if name == "confidence" else NO_TEXT for name in (
+    "model_version", "line", "asset", "confidence", "detail", "suggested_action", "evidence_url", "extra")}
+#: Most texts a ``Preparer`` keeps to share before it starts afresh: models, lines and
+#: titles repeat, and a file whose texts do not is not held in memory whole.
+TEXTS_KEPT = 20_000
 #: The columns the writer fills in itself, the same for every row of a transaction but the
 #: first deadline (the row's deadline): each value a row does not carry is one the driver
 #: does not bind a hundred thousand times.
@@ -70,11 +81,12 @@ def new_signal_id() -> str:
 
 @dataclass
 class Prepared:
-    """A part of an ingest ready to store: the driver rows (``COLUMNS``), the new ids (as
-    text, as sync names them), and, by position, the AI output (``PAYLOAD``, JSON-ready)
-    of the rows whose model the policy lets act alone: their decisions are made when
-    stored, and keep it as their snapshot. Plain values all through, so that a part
-    crosses between processes by ``marshal``, several times cheaper than pickle."""
+    """A part of an ingest ready to store: the driver rows (``COLUMNS``; a missing value as
+    ``MAY_MISS`` spells it), the new ids (as text, as sync names them), and, by position,
+    the AI output (``PAYLOAD``, JSON-ready) of the rows whose model the policy lets act
+    alone: their decisions are made when stored, and keep it as their snapshot. Plain
+    values all through, so that a part crosses between processes by ``marshal``, several
+    times cheaper than pickle."""
 
     rows: list[tuple]
     ids: list[str]
@@ -89,11 +101,18 @@ class Preparer:
         self.policy, self.calendar, self.top = config.governance, config.calendar, config.top_tier
         self.version = config.governance.version
         self.now = now
+        #: each text a column repeats from row to row (a model's name, a line, a title), as
+        #: one object: ``marshal`` sends a text it has sent before as a reference to it, so
+        #: a part crosses to the writer in about half the bytes and is read back in about
+        #: half the time
+        self.texts: dict[str, str] = {}
 
     def __call__(self, records: list[tuple]) -> Prepared:
         """``records`` as ``check_values`` gives them, ready to store."""
+        if len(self.texts) > TEXTS_KEPT:  # a file of texts that never repeat
+            self.texts.clear()
         policy, calendar, top, version, now = self.policy, self.calendar, self.top, self.version, self.now
-        dumps = json.dumps
+        dumps, one = json.dumps, self.texts.setdefault
         rows, ids, autonomous = [], [], {}
         for values in records:
             (external_id, source, model_version, kind, detected, area, line, asset, category, severity, severity_rank,
@@ -106,9 +125,13 @@ class Preparer:
             if autonomy == AUTONOMOUS:
                 autonomous[len(rows)] = to_jsonable_python(dict(zip(PAYLOAD, _payload(values))))
             rows.append((
-                signal_id.replace("-", ""), external_id, source, model_version, kind, detected_text, area, line, asset,
-                category, severity, severity_rank, confidence, title, detail, suggested_action, evidence_url,
-                None if extra is None else dumps(extra), ACTIONED if autonomy == AUTONOMOUS else OPEN,
+                signal_id.replace("-", ""), external_id, one(source, source),
+                one(model_version, model_version) if model_version else NO_TEXT, kind, detected_text, one(area, area),
+                one(line, line) if line else NO_TEXT, one(asset, asset) if asset else NO_TEXT, category, severity,
+                severity_rank, NO_NUMBER if confidence is None else confidence, one(title, title),
+                one(detail, detail) if detail else NO_TEXT,
+                one(suggested_action, suggested_action) if suggested_action else NO_TEXT, evidence_url or NO_TEXT,
+                NO_TEXT if extra is None else one(text := dumps(extra), text), ACTIONED if autonomy == AUTONOMOUS else OPEN,
                 placement.start_tier, detected_text if start is detected else to_db_text(start), to_db_text(due),
                 autonomy, placement.rule, version,
             ))
@@ -261,12 +284,16 @@ class Messages:
         while True:
             size = int.from_bytes(self.buffer[:_HEADER], "big") if len(self.buffer) >= _HEADER else -1
             if 0 <= size <= len(self.buffer) - _HEADER:
-                data = bytes(self.buffer[_HEADER:_HEADER + size])
+                data = memoryview(self.buffer)[_HEADER:_HEADER + size]  # read where it lies, not copied
+                try:
+                    message = _decoded(data)
+                finally:
+                    data.release()
                 del self.buffer[:_HEADER + size]
                 with self.changed:
                     self.held -= _HEADER + size
                     self.changed.notify_all()
-                return _decoded(data)
+                return message
             with self.changed:
                 while not self.chunks and not self.ended:
                     left = None if deadline is None else deadline - time.monotonic()
@@ -279,7 +306,7 @@ class Messages:
                 self.changed.notify_all()
 
 
-def _decoded(data: bytes) -> tuple[str, Prepared | Exception | None, list, str]:
+def _decoded(data: bytes | memoryview) -> tuple[str, Prepared | Exception | None, list, str]:
     kind, payload, rejected = marshal.loads(data)
     if kind == "part":
         return kind, Prepared(*payload), rejected, ""

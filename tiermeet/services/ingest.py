@@ -36,7 +36,7 @@ from sqlalchemy import select
 
 from tiermeet.domain.enums import Autonomy, DecisionKind
 from tiermeet.ingest.prepare import (
-    ACTIONED, AUTONOMY, COLUMNS, CONVERTED, DEADLINE, OPEN, RULE, SOURCE, STATUS, TIER, VERSION, WRITER_COLUMNS, Checker,
+    ACTIONED, AUTONOMY, COLUMNS, CONVERTED, DEADLINE, MAY_MISS, OPEN, RULE, SOURCE, STATUS, TIER, VERSION, WRITER_COLUMNS, Checker,
     Messages, Prepared, batches, plan_of, write_all,
 )
 from tiermeet.ingest.readers import Problem, Row, read_rows
@@ -90,12 +90,13 @@ _NOW = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}")
 
 def _insert_sql(now: str, stamp: str) -> str:
     """The statement that inserts prepared rows in a transaction that began at ``now`` (as
-    stored) under clock ``stamp``. A signal already stored under its (source, external_id)
-    is left as it is and counted as a duplicate: the unique index finds it while inserting,
-    with no lookup of its own."""
+    stored) under clock ``stamp``, each missing value (``MAY_MISS``) as NULL. A signal
+    already stored under its (source, external_id) is left as it is and counted as a
+    duplicate: the unique index finds it while inserting, with no lookup of its own."""
     if not (_NOW.fullmatch(now) and _STAMP.fullmatch(stamp)):
         raise ValueError(f"not a stored time and a clock stamp: {now!r}, {stamp!r}")
-    values = ", ".join(f"?{i}" for i in range(1, len(COLUMNS) + 1))
+    values = ", ".join(f"NULLIF(?{i}, {MAY_MISS[name]!r})" if name in MAY_MISS else f"?{i}"
+                       for i, name in enumerate(COLUMNS, start=1))
     return (f"INSERT INTO signal ({', '.join(COLUMNS + WRITER_COLUMNS)}) "
             f"VALUES ({values}, ?{DEADLINE + 1}, 0, '{now}', '{now}', '{stamp}') "
             "ON CONFLICT (source, external_id) DO NOTHING")
