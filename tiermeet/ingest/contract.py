@@ -174,35 +174,40 @@ _ANOMALY = SignalKind.ANOMALY.value
 _UTC = timezone.utc
 
 
-def _clean(value: Any, limit: int) -> bool:
-    """True when ``value`` is text ``_text`` returns unchanged for a field it scans."""
-    return (type(value) is str and 0 < len(value) <= limit
-            and (value.isprintable() or (_HIDDEN.search(value) is None and _SURROGATE.search(value) is None)))
+def _visible(text: str) -> bool:
+    """True when ``_text`` lets ``text`` through in a field it scans for hidden characters."""
+    return text.isprintable() or (_HIDDEN.search(text) is None and _SURROGATE.search(text) is None)
 
 
 def _check_clean(record: dict[str, Any], plan: Plan) -> dict[str, Any] | None:
     get = record.get
-    external_id, source, area = get("external_id"), get("source"), get("area")
-    if not (_clean(external_id, ID_MAX) and _clean(source, ID_MAX) and _clean(area, ID_MAX)
+    external_id, source, area, title = get("external_id"), get("source"), get("area"), get("title")
+    line, model_version, asset = get("line"), get("model_version"), get("asset")
+    if line == "":
+        line = None
+    if model_version == "":
+        model_version = None
+    if asset == "":
+        asset = None
+    # the short texts all at once: plain text of a length the contract allows, and, in the
+    # common case of no tab or other unprintable character anywhere, seen in one pass
+    if not (type(external_id) is str and type(source) is str and type(area) is str and type(title) is str
+            and (line is None or type(line) is str) and (model_version is None or type(model_version) is str)
+            and (asset is None or type(asset) is str)
+            and 0 < len(external_id) <= ID_MAX and 0 < len(source) <= ID_MAX and 0 < len(area) <= ID_MAX
+            and 0 < len(title) <= TITLE_MAX and (line is None or len(line) <= ID_MAX)
+            and (model_version is None or len(model_version) <= ID_MAX) and (asset is None or len(asset) <= ID_MAX)
             and external_id.strip() and source.strip() and area.strip()):
         return None
-    lines = plan.area_lines.get(area)
-    if lines is None:
+    texts = (external_id, source, area, title, line or "", model_version or "", asset or "")
+    if not "".join(texts).isprintable() and not all(_visible(text) for text in texts):
         return None
-    line = get("line")
-    if line is not None and line != "":
-        if not (_clean(line, ID_MAX) and line in lines):
-            return None
-    else:
-        line = None
+    lines = plan.area_lines.get(area)
+    if lines is None or (line is not None and line not in lines):
+        return None
     severity = get("severity")
     severity = _SEVERITIES.get(severity) if type(severity) is str else None
     if severity is None:
-        return None
-    model_version = get("model_version")
-    if model_version is None or model_version == "":
-        model_version = None
-    elif not _clean(model_version, ID_MAX):
         return None
     kind = get("kind")
     if kind is None or kind == "":
@@ -220,11 +225,6 @@ def _check_clean(record: dict[str, Any], plan: Plan) -> dict[str, Any] | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=plan.zone)
-    asset = get("asset")
-    if asset is None or asset == "":
-        asset = None
-    elif not _clean(asset, ID_MAX):
-        return None
     category = get("category")
     category = _CATEGORIES.get(category) if type(category) is str else None
     if category is None:
@@ -236,9 +236,6 @@ def _check_clean(record: dict[str, Any], plan: Plan) -> dict[str, Any] | None:
         if not 0.0 <= confidence <= 1.0:
             return None
     else:
-        return None
-    title = get("title")
-    if not _clean(title, TITLE_MAX):
         return None
     title = title.strip()
     if not title:
@@ -257,7 +254,7 @@ def _check_clean(record: dict[str, Any], plan: Plan) -> dict[str, Any] | None:
     if evidence_url is None or evidence_url == "":
         evidence_url = None
     else:
-        if not _clean(evidence_url, 2000):
+        if not (type(evidence_url) is str and len(evidence_url) <= 2000 and _visible(evidence_url)):
             return None
         scheme, sep, rest = evidence_url.partition("://")
         if not sep or scheme.lower() not in ("http", "https") or not rest or " " in evidence_url:
