@@ -9,6 +9,7 @@ halves of an ingest then take about as long as the slower one instead of their s
 
 import collections
 import gc
+import itertools
 import json
 import marshal
 import operator
@@ -184,21 +185,25 @@ def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, reje
     time. A row that cannot be read or is refused, or that repeats a (source, external_id)
     of an earlier line, goes to ``rejected`` as (line, field, reason) and never stops the
     others."""
-    check = check or Checker(plan_of(config), rejected, "on line")
-    prepare = Preparer(config, now)
-    batch: list[tuple] = []
+    return prepared(passed(rows, check or Checker(plan_of(config), rejected, "on line"), rejected), config, now, size)
+
+
+def passed(rows: Iterable[Row | Problem], check: Checker, rejected: list[tuple[int, str, str]]) -> Iterator[tuple]:
+    """The checked columns (``check_values``) of each of ``rows`` that ``check`` passes;
+    the others go to ``rejected``, as ``batches`` says."""
     for row in rows:
         if type(row) is Problem:
             rejected.append((row.line, row.field, row.reason))
             continue
-        record = check(row.line, row.data)
-        if record is None:
-            continue
-        batch.append(record)
-        if len(batch) >= size:
-            yield prepare(batch)
-            batch = []
-    if batch:
+        values = check(row.line, row.data)
+        if values is not None:
+            yield values
+
+
+def prepared(records: Iterable[tuple], config: "Config", now: datetime, size: int) -> Iterator[Prepared]:
+    """Checked ``records`` prepared ``size`` at a time."""
+    prepare, records = Preparer(config, now), iter(records)
+    while batch := list(itertools.islice(records, size)):
         yield prepare(batch)
 
 

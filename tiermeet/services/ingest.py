@@ -37,7 +37,7 @@ from sqlalchemy import select
 from tiermeet.domain.enums import Autonomy, DecisionKind
 from tiermeet.ingest.prepare import (
     ACTIONED, AUTONOMY, COLUMNS, CONVERTED, DEADLINE, MAY_MISS, OPEN, RULE, SOURCE, STATUS, TIER, VERSION, WRITER_COLUMNS, Checker,
-    Messages, Prepared, batches, plan_of, write_all,
+    Messages, Prepared, batches, passed, plan_of, prepared, write_all,
 )
 from tiermeet.ingest.readers import Problem, Row, read_rows
 from tiermeet.services.context import Context
@@ -165,8 +165,9 @@ class IngestService:
             try:
                 _tell(reader, job)
                 check = Checker(plan_of(config), report.rejected, "on line")
-                first = list(batches(read_rows(io.BytesIO(head), origin, fmt), config, now, report.rejected, PART, check))
-                _tell(reader, check.first)
+                records = list(passed(read_rows(io.BytesIO(head), origin, fmt), check, report.rejected))
+                _tell(reader, check.first)  # all that process waits for: it starts while these are prepared
+                first = list(prepared(records, config, now, PART))
                 with suppress(BrokenPipeError):
                     reader.stdin.close()
                 with self.ctx.bulk() as bulk:
