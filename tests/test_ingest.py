@@ -185,6 +185,19 @@ def test_times_are_stored_as_utc(services, db_path, written, stored_utc):
     assert stored(db_path, "ext-1")["detected_at"] == stored_utc
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(timezones=st.timezones()), st.booleans())
+def test_a_time_is_stored_as_naive_utc_text_with_microseconds(moment, whole_second):
+    from tiermeet.store import timetext
+
+    moment = moment.replace(microsecond=0) if whole_second else moment
+    try:
+        utc = moment.astimezone(timezone.utc)
+    except OverflowError:  # a moment at the edge of the calendar has no UTC time
+        return
+    assert timetext.to_db_text(moment) == utc.replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
 VERBATIM = {
     "sql": "'; DROP TABLE signal; --",
     "sql-quotes": 'Robert"); DELETE FROM audit_log WHERE ("1"="1',

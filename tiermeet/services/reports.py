@@ -105,6 +105,7 @@ from tiermeet.domain import metrics
 from tiermeet.domain.enums import Category
 from tiermeet.services.context import Context
 from tiermeet.store.queries import BUSY_TIMEOUT_S, connect_read
+from tiermeet.store.timetext import to_db_text
 
 REPORT_VERSION = 1
 TREND_DAYS = 28
@@ -141,14 +142,6 @@ FLAG_SPAN = 1 << 11
 TIER_SPAN = 8
 #: Who made a decision: a person, a model (``ai:<source>``), the system (``system:…``).
 PERSON, MODEL, SYSTEM = range(3)
-
-
-def to_db_text(value: datetime) -> str:
-    """A time as the database stores it (the text of ``tiermeet.store.types.UTCDateTime``:
-    naive UTC, microseconds), without loading the ORM."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: times need a time zone")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def _iso(value: "datetime | str | None") -> str | None:
