@@ -104,3 +104,24 @@ def test_building_services_makes_no_engine_until_asked(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "False"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_reading_process_of_a_large_ingest_starts_without_the_config_models(tmp_path):
+    """That process is handed its job as plain values and loads neither pydantic nor the
+    ORM: pydantic alone took longer to load than a tenth of a large file takes to read."""
+    import pickle
+    from datetime import datetime, timezone
+
+    from tiermeet.ingest.prepare import Preparer, plan_of
+    from tiermeet.settings import load_config
+
+    config = load_config(None)
+    job = pickle.dumps((plan_of(config), Preparer.of(config, datetime.now(timezone.utc))))
+    code = ("import pickle, sys\n"
+            "import tiermeet.ingest.prepare\n"
+            "plan, prepare = pickle.load(sys.stdin.buffer)\n"
+            "print(len(plan.area_lines), prepare.top, sorted(m for m in ('pydantic', 'sqlalchemy', 'tiermeet.settings') "
+            "if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-P", "-c", code], input=job, capture_output=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().split() == [str(len(config.areas)), str(config.top_tier), "[]"]

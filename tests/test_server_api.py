@@ -466,7 +466,7 @@ def test_remembered_placements_are_those_of_a_pass_over_the_rules(rules, descend
         for top in (2, 4):
             for confidence in confidences:
                 facts = p.SignalFacts("quality", "high", "pdm-spindle", "anomaly", "machining", line, confidence)
-                assert p.place(policy, facts, top) == p._place(policy, facts, top), (confidence, line, top)
+                assert p.place(policy, facts, top) == policy.placer().fresh(facts, top), (confidence, line, top)
 
 
 def test_signals_are_taken_per_row_idempotently_and_placed_as_at_local_ingest(central, tmp_path):

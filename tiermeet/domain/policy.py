@@ -9,18 +9,20 @@ with every decision so that an audit can tell which rules were in force.
 import hashlib
 import json
 import weakref
-from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
 from datetime import datetime
 
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tiermeet.domain.durations import END_OF_SHIFT, check_window, parse_duration
+from tiermeet.domain.durations import END_OF_SHIFT, check_window
 from tiermeet.domain.enums import Autonomy, Category, Severity, SignalKind
+from tiermeet.domain.placement import Placement, Placer, SignalFacts, Terms, WindowTable, deadline
 from tiermeet.domain.rights import Rights
 from tiermeet.domain.shifts import ShiftCalendar
+
+__all__ = ["DefaultRule", "Governance", "Placement", "Rule", "SignalFacts", "deadline", "first_window", "place",
+           "response_deadline", "window_for"]
 
 #: A window as written: a duration ("30m") or "end_of_shift", checked where it is written
 #: so that an error names its severity and tier (governance.windows.high.1).
@@ -59,26 +61,6 @@ class Rule(BaseModel):
         if self.confidence_min is not None and self.confidence_max is not None and self.confidence_min > self.confidence_max:
             raise ValueError("confidence_min is greater than confidence_max")
         return self
-
-    def matches(self, s: "SignalFacts") -> bool:
-        """True when every condition the rule sets holds for the signal."""
-        if self.category and s.category not in self.category:
-            return False
-        if self.severity and s.severity not in self.severity:
-            return False
-        if self.source and s.source not in self.source:
-            return False
-        if self.kind and s.kind not in self.kind:
-            return False
-        if self.area and s.area not in self.area:
-            return False
-        if self.line and s.line not in self.line:
-            return False
-        if self.confidence_min is not None and (s.confidence is None or s.confidence < self.confidence_min):
-            return False
-        if self.confidence_max is not None and (s.confidence is None or s.confidence > self.confidence_max):
-            return False
-        return True
 
 
 class DefaultRule(BaseModel):
@@ -122,6 +104,17 @@ class Governance(BaseModel):
             raise ValueError(f"two rules are named {dup!r}; rule names must be unique")
         return self
 
+    def placer(self) -> Placer:
+        """This policy as placing reads it, in plain values (``domain.placement``), made
+        once per policy and kept beside it, not in it: two policies with the same rules
+        stay equal whatever each has placed."""
+        found = _PLACERS.get(id(self))
+        if found is None:
+            found = _PLACERS[id(self)] = Placer(tuple(_terms(rule) for rule in self.rules),
+                                                (self.default.autonomy, self.default.start_tier), _plain(self.windows))
+            weakref.finalize(self, _PLACERS.pop, id(self), None)
+        return found
+
     @property
     def version(self) -> str:
         """A short hash of the policy's content: same rules, same version, on every machine."""
@@ -129,144 +122,40 @@ class Governance(BaseModel):
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
-class SignalFacts:
-    """What rule matching looks at: the immutable payload fields of a signal."""
-
-    category: Category
-    severity: Severity
-    source: str
-    kind: SignalKind
-    area: str
-    line: str | None
-    confidence: float | None
+#: Each policy's ``Governance.placer``, by the policy's id.
+_PLACERS: dict[int, Placer] = {}
 
 
-@dataclass(frozen=True)
-class Placement:
-    """Where a new signal goes under the policy, which rule put it there, and the
-    response window it has at that tier."""
-
-    rule: str
-    autonomy: Autonomy
-    start_tier: int
-    window: str
+def _terms(rule: Rule) -> Terms:
+    return Terms(rule.name, tuple(rule.category), tuple(rule.severity), tuple(rule.source), tuple(rule.kind),
+                 tuple(rule.area), tuple(rule.line), rule.confidence_min, rule.confidence_max, rule.autonomy,
+                 rule.start_tier, _plain(rule.windows))
 
 
-def _first_match(policy: Governance, facts: SignalFacts) -> Rule | None:
-    return next((rule for rule in policy.rules if rule.matches(facts)), None)
-
-
-#: Most placements a policy remembers before it starts afresh: AI systems name few models,
-#: lines and kinds, so signals fall into far fewer combinations than this.
-PLACEMENTS_KEPT = 4096
-
-
-class _Memo:
-    """What ``place`` remembers of one policy: the rules' confidence bounds and the
-    placements worked out so far. Kept beside the policy, not in it, so that two policies
-    with the same rules stay equal whatever each has placed."""
-
-    def __init__(self, policy: Governance) -> None:
-        self.lows = sorted({r.confidence_min for r in policy.rules if r.confidence_min is not None})
-        self.highs = sorted({r.confidence_max for r in policy.rules if r.confidence_max is not None})
-        self.placements: dict[tuple, Placement] = {}
-
-    def band(self, confidence: float | None) -> tuple[int, int] | None:
-        """Where a confidence lies against every rule's bounds: how many lower bounds it
-        reaches and how many upper bounds it exceeds. That is all rule matching reads of
-        it, so two confidences in one band match the same rules."""
-        if confidence is None:
-            return None
-        return bisect_right(self.lows, confidence), bisect_left(self.highs, confidence)
-
-
-_MEMOS: dict[int, _Memo] = {}
-
-
-def _memo(policy: Governance) -> _Memo:
-    memo = _MEMOS.get(id(policy))
-    if memo is None:
-        memo = _MEMOS[id(policy)] = _Memo(policy)
-        weakref.finalize(policy, _MEMOS.pop, id(policy), None)
-    return memo
+def _plain(windows: Windows) -> WindowTable:
+    return {severity.value: dict(per_tier) for severity, per_tier in windows.items()}
 
 
 def place(policy: Governance, facts: SignalFacts, top_tier: int) -> Placement:
     """The first matching rule's autonomy and start tier (capped at the plant's top tier),
-    with the response window there.
-
-    Remembered per policy (which is immutable), keyed on what the rules read of the facts:
-    signals arrive by the thousand with the same model, line, category and severity, and
-    each would otherwise walk the rules again."""
-    return _placed(policy, facts.category, facts.severity, facts.source, facts.kind, facts.area, facts.line,
-                   facts.confidence, top_tier)
-
-
-def _placed(policy: Governance, category, severity, source: str, kind, area: str, line: str | None,
-            confidence: float | None, top_tier: int) -> Placement:
-    """``place`` of the facts given one by one: an ingest places signals by the hundred
-    thousand, and makes the facts only when a placement is not remembered yet."""
-    memo = _memo(policy)
-    key = (category, severity, source, kind, area, line, memo.band(confidence), top_tier)
-    found = memo.placements.get(key)
-    if found is None:
-        if len(memo.placements) >= PLACEMENTS_KEPT:
-            memo.placements.clear()
-        facts = SignalFacts(category, severity, source, kind, area, line, confidence)
-        found = memo.placements[key] = _place(policy, facts, top_tier)
-    return found
-
-
-def _place(policy: Governance, facts: SignalFacts, top_tier: int) -> Placement:
-    """``place`` worked out: one pass over the rules."""
-    rule = _first_match(policy, facts)
-    if rule is None:
-        tier = min(policy.default.start_tier, top_tier)
-        return Placement("default", policy.default.autonomy, tier, _table_window(policy, facts.severity, tier))
-    tier = min(rule.start_tier, top_tier)
-    window = rule.windows.get(facts.severity, {}).get(tier) or _table_window(policy, facts.severity, tier)
-    return Placement(rule.name, rule.autonomy, tier, window)
-
-
-def _table_window(policy: Governance, severity: Severity, tier: int) -> str:
-    per_tier = policy.windows[severity]
-    return per_tier.get(tier) or per_tier[max(t for t in per_tier if t <= tier)]
+    with the response window there."""
+    return policy.placer().place(facts, top_tier)
 
 
 def window_for(policy: Governance, facts: SignalFacts, tier: int) -> str:
     """The response window (as written) for a signal at a tier: rule override, else the table."""
-    rule = _first_match(policy, facts)
-    override = rule.windows.get(facts.severity, {}).get(tier) if rule is not None else None
-    return override or _table_window(policy, facts.severity, tier)
-
-
-def deadline(window: str, start: datetime, calendar: ShiftCalendar) -> datetime:
-    """When a window that opens at ``start`` closes."""
-    if window == END_OF_SHIFT:
-        return calendar.end_of_shift(start)
-    return start + parse_duration(window)
+    return policy.placer().window_for(facts, tier)
 
 
 def first_window(policy: Governance, record: dict, now: datetime, top_tier: int,
                  calendar: ShiftCalendar) -> tuple[Placement, datetime, datetime]:
     """Where a new signal (an ingest record's fields) starts: its placement, and its first
     window, which opens at detection — or at arrival, for a detection time still ahead."""
-    return opening(policy, record["category"], record["severity"], record["source"], record["kind"], record["area"],
-                   record["line"], record["confidence"], record["detected_at"], now, top_tier, calendar)
-
-
-def opening(policy: Governance, category, severity, source: str, kind, area: str, line: str | None,
-            confidence: float | None, detected_at: datetime, now: datetime, top_tier: int,
-            calendar: ShiftCalendar) -> tuple[Placement, datetime, datetime]:
-    """``first_window`` of the fields given one by one, as bulk ingest holds them."""
-    placement = _placed(policy, category, severity, source, kind, area, line, confidence, top_tier)
-    start = min(detected_at, now)
-    return placement, start, deadline(placement.window, start, calendar)
+    return policy.placer().opening(record["category"], record["severity"], record["source"], record["kind"],
+                                   record["area"], record["line"], record["confidence"], record["detected_at"], now,
+                                   top_tier, calendar)
 
 
 def response_deadline(policy: Governance, facts: SignalFacts, tier: int, start: datetime, calendar: ShiftCalendar) -> datetime:
     """The deadline for a signal that reached ``tier`` at ``start``."""
     return deadline(window_for(policy, facts, tier), start, calendar)
-
-

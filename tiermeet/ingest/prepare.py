@@ -29,7 +29,8 @@ from pydantic_core import to_jsonable_python
 from uuid_utils import uuid7
 
 from tiermeet.domain.enums import Autonomy, SignalStatus
-from tiermeet.domain.policy import opening
+from tiermeet.domain.placement import Placer
+from tiermeet.domain.shifts import ShiftCalendar
 from tiermeet.ingest.contract import CHECKED, PAYLOAD, Plan, RecordError, as_record, check_values
 from tiermeet.ingest.readers import Problem, Row, read_rows
 from tiermeet.store.timetext import to_db_text
@@ -96,30 +97,35 @@ class Prepared:
 
 class Preparer:
     """Places checked records by the policy and turns them into stored rows. ``now`` is
-    when the ingest began: a detection time still ahead of it opens its window then."""
+    when the ingest began: a detection time still ahead of it opens its window then. It
+    holds plain values only (the policy as a ``Placer``): the reading process is handed
+    one without loading the config's models."""
 
-    def __init__(self, config: "Config", now: datetime) -> None:
-        self.policy, self.calendar, self.top = config.governance, config.calendar, config.top_tier
-        self.version = config.governance.version
-        self.now = now
+    def __init__(self, placer: Placer, calendar: ShiftCalendar, top_tier: int, version: str, now: datetime) -> None:
+        self.placer, self.calendar, self.top, self.version, self.now = placer, calendar, top_tier, version, now
         #: each text a column repeats from row to row (a model's name, a line, a title), as
         #: one object: ``marshal`` sends a text it has sent before as a reference to it, so
         #: a part crosses to the writer in about half the bytes and is read back in about
         #: half the time
         self.texts: dict[str, str] = {}
 
+    @classmethod
+    def of(cls, config: "Config", now: datetime) -> "Preparer":
+        """The preparer of an ingest under ``config`` that began at ``now``."""
+        return cls(config.governance.placer(), config.calendar, config.top_tier, config.governance.version, now)
+
     def __call__(self, records: list[tuple]) -> Prepared:
         """``records`` as ``check_values`` gives them, ready to store."""
         if len(self.texts) > TEXTS_KEPT:  # a file of texts that never repeat
             self.texts.clear()
-        policy, calendar, top, version, now = self.policy, self.calendar, self.top, self.version, self.now
+        opening, calendar, top, version, now = self.placer.opening, self.calendar, self.top, self.version, self.now
         dumps, one = json.dumps, self.texts.setdefault
         rows, ids, autonomous = [], [], {}
         for values in records:
             (external_id, source, model_version, kind, detected, area, line, asset, category, severity, severity_rank,
              confidence, title, detail, suggested_action, evidence_url, extra) = values
-            placement, start, due = opening(policy, category, severity, source, kind, area, line, confidence, detected,
-                                            now, top, calendar)
+            placement, start, due = opening(category, severity, source, kind, area, line, confidence, detected, now, top,
+                                            calendar)
             autonomy = placement.autonomy.value
             signal_id = new_signal_id()
             detected_text = to_db_text(detected)
@@ -185,7 +191,8 @@ def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, reje
     time. A row that cannot be read or is refused, or that repeats a (source, external_id)
     of an earlier line, goes to ``rejected`` as (line, field, reason) and never stops the
     others."""
-    return prepared(passed(rows, check or Checker(plan_of(config), rejected, "on line"), rejected), config, now, size)
+    return prepared(passed(rows, check or Checker(plan_of(config), rejected, "on line"), rejected), Preparer.of(config, now),
+                    size)
 
 
 def passed(rows: Iterable[Row | Problem], check: Checker, rejected: list[tuple[int, str, str]]) -> Iterator[tuple]:
@@ -200,16 +207,18 @@ def passed(rows: Iterable[Row | Problem], check: Checker, rejected: list[tuple[i
             yield values
 
 
-def prepared(records: Iterable[tuple], config: "Config", now: datetime, size: int) -> Iterator[Prepared]:
+def prepared(records: Iterable[tuple], prepare: Preparer, size: int) -> Iterator[Prepared]:
     """Checked ``records`` prepared ``size`` at a time."""
-    prepare, records = Preparer(config, now), iter(records)
+    records = iter(records)
     while batch := list(itertools.islice(records, size)):
         yield prepare(batch)
 
 
 def read_and_prepare(source: BinaryIO, out: BinaryIO) -> None:
     """The second process of a large ingest. Reads its job from ``source`` — (path, format,
-    name, config, now, part size, byte offset, line number there), pickled — then, pickled
+    name, the ``Plan`` and the ``Preparer``, part size, byte offset, line number there),
+    pickled: plain values, not the config, whose models would take this process longer to
+    load than its share of a large file takes to read — then, pickled
     too, where each (source, external_id) of the lines before that offset first appeared
     (the writer reads those itself). Writes to ``out``, by ``marshal``, each prepared part
     with the rows refused since the one before as ``("part", (rows, ids, autonomous),
@@ -218,14 +227,14 @@ def read_and_prepare(source: BinaryIO, out: BinaryIO) -> None:
     # Nothing this process makes refers back to itself: the collector would only walk the
     # records, parts and rows being made, a twentieth of the time spent making them.
     gc.disable()
-    path, fmt, name, config, now, size, offset, first_line = pickle.load(source)
+    path, fmt, name, plan, prepare, size, offset, first_line = pickle.load(source)
     rejected: list[tuple[int, str, str]] = []
     try:
         seen = pickle.load(source)
-        check = Checker(plan_of(config), rejected, "on line", seen)
+        check = Checker(plan, rejected, "on line", seen)
         with open(path, "rb") as stream:
             stream.seek(offset)
-            for part in batches(read_rows(stream, name, fmt, first_line), config, now, rejected, size, check):
+            for part in prepared(passed(read_rows(stream, name, fmt, first_line), check, rejected), prepare, size):
                 _send(out, ("part", (part.rows, part.ids, part.autonomous), rejected))
                 rejected.clear()
         _send(out, ("done", None, rejected))

@@ -37,7 +37,7 @@ from sqlalchemy import select
 from tiermeet.domain.enums import Autonomy, DecisionKind
 from tiermeet.ingest.prepare import (
     ACTIONED, AUTONOMY, COLUMNS, CONVERTED, DEADLINE, MAY_MISS, OPEN, RULE, SOURCE, STATUS, TIER, VERSION, WRITER_COLUMNS, Checker,
-    Messages, Prepared, batches, passed, plan_of, prepared, write_all,
+    Messages, Prepared, Preparer, batches, passed, plan_of, prepared, write_all,
 )
 from tiermeet.ingest.readers import Problem, Row, read_rows
 from tiermeet.services.context import Context
@@ -61,10 +61,10 @@ SYNC_BATCH = 10_000
 PART = 1_000
 #: Lines of a large JSON Lines file the writer reads itself, at most (and bytes, at most),
 #: while the reading process starts: its share of the reading. Storing every row is the
-#: writer's larger half of the work, so its share is small; but with this many, both
-#: halves end nearer together than with the 5,000 it takes just to cover that process's
-#: start (a few percent faster into a million signals, on two CPUs).
-HEAD_ROWS = 12_000
+#: writer's larger half of the work, so its share is about what it prepares in the tenth
+#: of a second that process takes to start (measured on two CPUs: 4,000 and 12,000 lines
+#: were both slower into a million signals).
+HEAD_ROWS = 7_000
 HEAD_BYTES = 8 * 1024 * 1024
 #: How long a batch waits for the reading process's next part, and how long it stays open
 #: at most, before it is committed with the parts it has.
@@ -151,9 +151,9 @@ class IngestService:
             with open(path, "rb") as stream:
                 return self.ingest(read_rows(stream, origin, fmt), origin=origin, actor=actor)
         report = IngestReport()
-        config, now = self.ctx.config, self.ctx.clock.now()
+        plan, prepare = plan_of(self.ctx.config), Preparer.of(self.ctx.config, self.ctx.clock.now())
         head = _head(path) if fmt == "jsonl" else b""
-        job = (str(path), fmt, origin, config, now, PART, len(head), head.count(b"\n") + 1)
+        job = (str(path), fmt, origin, plan, prepare, PART, len(head), head.count(b"\n") + 1)
         # A fresh interpreter, not a fork: this process may hold database connections and
         # threads that a forked child must not inherit. -P keeps the working directory off
         # its path, so that it imports the same tiermeet as this process.
@@ -164,10 +164,10 @@ class IngestService:
             messages = Messages(reader.stdout)
             try:
                 _tell(reader, job)
-                check = Checker(plan_of(config), report.rejected, "on line")
+                check = Checker(plan, report.rejected, "on line")
                 records = list(passed(read_rows(io.BytesIO(head), origin, fmt), check, report.rejected))
                 _tell(reader, check.first)  # all that process waits for: it starts while these are prepared
-                first = list(prepared(records, config, now, PART))
+                first = list(prepared(records, prepare, PART))
                 with suppress(BrokenPipeError):
                     reader.stdin.close()
                 with self.ctx.bulk() as bulk:
