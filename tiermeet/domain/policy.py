@@ -3,7 +3,9 @@
 A rule says, for the signals it matches, whether the AI may act alone, needs a person's
 sign-off, or goes straight to a higher tier, at which tier the signal starts, and how
 long each tier has to respond. The policy's version is a hash of its content, recorded
-with every decision so that an audit can tell which rules were in force.
+with every decision so that an audit can tell which rules were in force. The models here
+check the policy as written; placing signals by it is ``domain.placement``'s work, on
+plain values (``Governance.placer``).
 """
 
 import hashlib
