@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from tiermeet.cli import EXIT_REJECTED, EXIT_UNUSABLE, PathType, Settings, fail, pass_settings
+from tiermeet.domain.placement import SignalFacts
 
 UTC = timezone.utc
 FORMATS = ("table", "md", "csv", "json")
@@ -347,17 +348,10 @@ def _render_plain(title: str, sections: list[Section], fmt: str, notes: list[str
 
 # ----- replay: pure functions over records -----
 @dataclass(frozen=True)
-class PastSignal:
+class PastSignal(SignalFacts):
     """What replay needs of a past signal: the facts rules match on, when its window
     opened, and when a person first decided on it (None: nobody did)."""
 
-    category: str
-    severity: str
-    source: str
-    kind: str
-    area: str
-    line: str | None
-    confidence: float | None
     detected_at: datetime
     decided_at: datetime | None = None
     window_start: datetime | None = None  # default: detected_at
@@ -387,13 +381,12 @@ def replay(signals: Iterable[PastSignal], config, as_of: datetime) -> dict[int, 
     have been breached: a person's first decision after the deadline, or none and the
     deadline before ``as_of``. Autonomous signals act at once and breach nothing."""
     from tiermeet.domain.enums import Autonomy
-    from tiermeet.domain.policy import SignalFacts, deadline, place
+    from tiermeet.domain.policy import deadline, place
 
     policy, calendar, top = config.governance, config.calendar, config.top_tier
     counts: dict[int, TierCounts] = {}
     for s in signals:
-        facts = SignalFacts(s.category, s.severity, s.source, s.kind, s.area, s.line, s.confidence)
-        placement = place(policy, facts, top)
+        placement = place(policy, s, top)
         tier = counts.setdefault(placement.start_tier, TierCounts())
         tier.signals += 1
         setattr(tier, placement.autonomy.value, getattr(tier, placement.autonomy.value) + 1)
