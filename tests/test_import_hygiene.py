@@ -106,22 +106,39 @@ def test_building_services_makes_no_engine_until_asked(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_reading_process_of_a_large_ingest_starts_without_the_config_models(tmp_path):
-    """That process is handed its job as plain values and loads neither pydantic nor the
-    ORM: pydantic alone took longer to load than a tenth of a large file takes to read."""
+def test_the_reading_process_of_a_large_ingest_works_without_the_config_models(tmp_path):
+    """That process is handed its job as plain values and loads neither pydantic's models
+    nor the ORM: pydantic alone took longer to load than a tenth of a large file takes to
+    read. Here it reads and prepares a small file, autonomous signals included."""
+    import marshal
     import pickle
     from datetime import datetime, timezone
 
+    from conftest import signal_record
     from tiermeet.ingest.prepare import Preparer, plan_of
     from tiermeet.settings import load_config
 
     config = load_config(None)
-    job = pickle.dumps((plan_of(config), Preparer.of(config, datetime.now(timezone.utc))))
-    code = ("import pickle, sys\n"
-            "import tiermeet.ingest.prepare\n"
-            "plan, prepare = pickle.load(sys.stdin.buffer)\n"
-            "print(len(plan.area_lines), prepare.top, sorted(m for m in ('pydantic', 'sqlalchemy', 'tiermeet.settings') "
-            "if m in sys.modules))\n")
+    path = tmp_path / "signals.jsonl"
+    path.write_text("".join(json.dumps(signal_record(n, source="pdm-toolwear", severity="medium", confidence=0.97)) + "\n"
+                            for n in range(5)))
+    job = pickle.dumps((str(path), "jsonl", "signals.jsonl", plan_of(config), Preparer.of(config, datetime.now(timezone.utc)),
+                        2, 0, 1)) + pickle.dumps({})
+    code = ("import io, sys\n"
+            "from tiermeet.ingest.prepare import read_and_prepare\n"
+            "out = io.BytesIO()\n"
+            "read_and_prepare(sys.stdin.buffer, out)\n"
+            "sys.stdout.buffer.write(out.getvalue())\n"
+            "print(sorted(m for m in ('pydantic', 'sqlalchemy', 'tiermeet.settings', 'tiermeet.domain.policy') "
+            "if m in sys.modules), file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-P", "-c", code], input=job, capture_output=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().split() == [str(len(config.areas)), str(config.top_tier), "[]"]
+    assert result.stderr.decode().strip() == "[]"
+    output, messages = result.stdout, []
+    while output:
+        size = int.from_bytes(output[:8], "big")
+        messages.append(marshal.loads(output[8:8 + size]))
+        output = output[8 + size:]
+    assert [(kind, len(payload[0]) if payload else 0, rejected) for kind, payload, rejected in messages] == [
+        ("part", 2, []), ("part", 2, []), ("part", 1, []), ("done", 0, [])]
+    assert all(len(payload[2]) == len(payload[0]) for kind, payload, _ in messages if kind == "part"), "not all autonomous"

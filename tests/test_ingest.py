@@ -947,6 +947,7 @@ def test_missing_fields_are_stored_as_sql_null_and_zero_or_empty_values_are_not_
     from tiermeet.services import ingest
 
     monkeypatch.setattr(ingest, "SECOND_PROCESS_BYTES", 0 if second_process else 1 << 40)
+    monkeypatch.setattr(ingest, "HEAD_ROWS", 0)  # every line through the reading process, when there is one
     optional = ("model_version", "line", "asset", "confidence", "detail", "suggested_action", "evidence_url", "extra")
     bare = {k: v for k, v in signal_record(1).items() if k not in optional}
     full = signal_record(2, confidence=0.0, detail="0", evidence_url="https://pdm.local/2", score=0)
@@ -1036,23 +1037,19 @@ def test_the_fast_pass_accepts_only_what_the_full_check_accepts_with_the_same_re
         assert contract.as_record(fast) == full
 
 
-def test_a_text_repeated_across_rows_is_prepared_as_one_object_and_sent_as_a_reference(monkeypatch):
+def test_a_text_repeated_across_the_rows_of_a_part_is_one_object_and_sent_as_a_reference():
     import marshal
 
     from tiermeet.ingest import prepare
     from tiermeet.ingest.readers import read_rows
     from tiermeet.settings import load_config
 
-    def prepared(count: int) -> list:
-        lines = "".join(json.dumps(signal_record(n, detail="RMS up " * 50)) + "\n" for n in range(count))
-        parts = prepare.batches(read_rows(io.BytesIO(lines.encode()), "x.jsonl", "jsonl"), load_config(None),
-                                datetime.now(timezone.utc), [], 10)
-        return [row for part in parts for row in part.rows]
-
+    lines = "".join(json.dumps(signal_record(n, detail="RMS up " * 50)) + "\n" for n in range(30))
+    parts = list(prepare.batches(read_rows(io.BytesIO(lines.encode()), "x.jsonl", "jsonl"), load_config(None),
+                                 datetime.now(timezone.utc), [], 15))
     detail, source = prepare.COLUMNS.index("detail"), prepare.COLUMNS.index("source")
-    rows = prepared(30)
-    assert all(row[detail] is rows[0][detail] and row[source] is rows[0][source] for row in rows)
-    assert len(marshal.dumps(rows)) < 30 * 350 + len(rows[0][detail])  # each detail after the first is a reference
-    monkeypatch.setattr(prepare, "TEXTS_KEPT", 3)  # the texts kept are let go part by part beyond the limit
-    rows = prepared(30)
-    assert rows[0][detail] is rows[9][detail] and rows[0][detail] is not rows[10][detail] == rows[0][detail]
+    for part in parts:
+        rows = part.rows
+        assert all(row[detail] is rows[0][detail] and row[source] is rows[0][source] for row in rows)
+        assert len(marshal.dumps(rows)) < 15 * 350 + len(rows[0][detail])  # each detail after the first is a reference
+    assert [len(part.rows) for part in parts] == [15, 15] and parts[0].rows[0][detail] == parts[1].rows[0][detail]

@@ -4,7 +4,7 @@ The policy as configured (``domain.policy.Governance``) is a pydantic model, che
 it is written. A ``Placer`` holds what placing a signal reads of it: each rule's
 conditions, autonomy, start tier and window overrides, the default, and the window table.
 Bulk ingest's reading process places its signals with a ``Placer`` alone and never loads
-pydantic, which was two thirds of the time that process took to start.
+pydantic's models, which were two thirds of the time that process took to start.
 """
 
 from bisect import bisect_left, bisect_right
@@ -132,8 +132,7 @@ class Placer:
             tier = min(start_tier, top_tier)
             return Placement("default", autonomy, tier, self.table_window(facts.severity, tier))
         tier = min(rule.start_tier, top_tier)
-        window = rule.windows.get(facts.severity, {}).get(tier) or self.table_window(facts.severity, tier)
-        return Placement(rule.name, rule.autonomy, tier, window)
+        return Placement(rule.name, rule.autonomy, tier, self._window(rule, facts.severity, tier))
 
     def first_match(self, facts: SignalFacts) -> Terms | None:
         return next((rule for rule in self.rules if rule.matches(facts)), None)
@@ -143,10 +142,13 @@ class Placer:
         return per_tier.get(tier) or per_tier[max(t for t in per_tier if t <= tier)]
 
     def window_for(self, facts: SignalFacts, tier: int) -> str:
-        """The response window (as written) for a signal at a tier: rule override, else the table."""
-        rule = self.first_match(facts)
-        override = rule.windows.get(facts.severity, {}).get(tier) if rule is not None else None
-        return override or self.table_window(facts.severity, tier)
+        """The response window (as written) for a signal at a tier."""
+        return self._window(self.first_match(facts), facts.severity, tier)
+
+    def _window(self, rule: Terms | None, severity: str, tier: int) -> str:
+        """The matching rule's window at ``tier``, else the table's."""
+        override = rule.windows.get(severity, {}).get(tier) if rule is not None else None
+        return override or self.table_window(severity, tier)
 
     def opening(self, category, severity, source: str, kind, area: str, line: str | None, confidence: float | None,
                 detected_at: datetime, now: datetime, top_tier: int,

@@ -1,10 +1,11 @@
 """From read rows to the rows an ingest stores: checked, placed by the policy, converted.
 
-All of it needs only the plant's config (no database, no SQLAlchemy), so a large file can
-be read and prepared in a second process while the first one writes: on two CPUs the two
-halves of an ingest then take about as long as the slower one instead of their sum.
+All of it needs only the plant's areas, lines and policy, as plain values (a ``Plan`` and
+a ``Preparer``: no database, no SQLAlchemy, none of the config's models), so a large file
+can be read and prepared in a second process while the first one writes: on two CPUs the
+two halves of an ingest then take about as long as the slower one instead of their sum.
 ``read_and_prepare`` is that second process's work (``python -m tiermeet.ingest.prepare``);
-``batches`` is shared by both ways.
+``passed`` and ``prepared`` are shared by both ways.
 """
 
 import collections
@@ -50,9 +51,6 @@ COLUMNS = ("id", *CHECKED, "status", "tier", "tier_entered_at", "deadline", "aut
 NO_TEXT, NO_NUMBER = "", -1.0
 MAY_MISS = {name: NO_NUMBER if name == "confidence" else NO_TEXT for name in (
     "model_version", "line", "asset", "confidence", "detail", "suggested_action", "evidence_url", "extra")}
-#: Most texts a ``Preparer`` keeps to share before it starts afresh: models, lines and
-#: titles repeat, and a file whose texts do not is not held in memory whole.
-TEXTS_KEPT = 20_000
 #: The columns the writer fills in itself, the same for every row of a transaction but the
 #: first deadline (the row's deadline): each value a row does not carry is one the driver
 #: does not bind a hundred thousand times.
@@ -103,11 +101,6 @@ class Preparer:
 
     def __init__(self, placer: Placer, calendar: ShiftCalendar, top_tier: int, version: str, now: datetime) -> None:
         self.placer, self.calendar, self.top, self.version, self.now = placer, calendar, top_tier, version, now
-        #: each text a column repeats from row to row (a model's name, a line, a title), as
-        #: one object: ``marshal`` sends a text it has sent before as a reference to it, so
-        #: a part crosses to the writer in about half the bytes and is read back in about
-        #: half the time
-        self.texts: dict[str, str] = {}
 
     @classmethod
     def of(cls, config: "Config", now: datetime) -> "Preparer":
@@ -115,11 +108,13 @@ class Preparer:
         return cls(config.governance.placer(), config.calendar, config.top_tier, config.governance.version, now)
 
     def __call__(self, records: list[tuple]) -> Prepared:
-        """``records`` as ``check_values`` gives them, ready to store."""
-        if len(self.texts) > TEXTS_KEPT:  # a file of texts that never repeat
-            self.texts.clear()
+        """``records`` as ``check_values`` gives them, ready to store. Each text a column
+        repeats from row to row (a model's name, a line, a title) is one object in the
+        part: ``marshal`` sends a text it has already sent in a part as a reference to it,
+        so a part crosses to the writer in about half the bytes and is read back in about
+        half the time."""
         opening, calendar, top, version, now = self.placer.opening, self.calendar, self.top, self.version, self.now
-        dumps, one = json.dumps, self.texts.setdefault
+        dumps, one = json.dumps, {}.setdefault
         rows, ids, autonomous = [], [], {}
         for values in records:
             (external_id, source, model_version, kind, detected, area, line, asset, category, severity, severity_rank,
@@ -186,13 +181,11 @@ def checked(items: Iterable[tuple[int, dict]], plan: Plan, rejected: list[tuple[
 
 
 def batches(rows: Iterable[Row | Problem], config: "Config", now: datetime, rejected: list[tuple[int, str, str]],
-            size: int, check: Checker | None = None) -> Iterator[Prepared]:
-    """``rows`` checked (by ``check``, or a fresh ``Checker``) and prepared, ``size`` at a
-    time. A row that cannot be read or is refused, or that repeats a (source, external_id)
-    of an earlier line, goes to ``rejected`` as (line, field, reason) and never stops the
-    others."""
-    return prepared(passed(rows, check or Checker(plan_of(config), rejected, "on line"), rejected), Preparer.of(config, now),
-                    size)
+            size: int) -> Iterator[Prepared]:
+    """``rows`` checked and prepared, ``size`` at a time. A row that cannot be read or is
+    refused, or that repeats a (source, external_id) of an earlier line, goes to
+    ``rejected`` as (line, field, reason) and never stops the others."""
+    return prepared(passed(rows, Checker(plan_of(config), rejected, "on line"), rejected), Preparer.of(config, now), size)
 
 
 def passed(rows: Iterable[Row | Problem], check: Checker, rejected: list[tuple[int, str, str]]) -> Iterator[tuple]:
@@ -300,14 +293,13 @@ class Messages:
             if 0 <= size <= len(self.buffer) - _HEADER:
                 data = memoryview(self.buffer)[_HEADER:_HEADER + size]  # read where it lies, not copied
                 try:
-                    message = _decoded(data)
+                    return _decoded(data)
                 finally:
                     data.release()
-                del self.buffer[:_HEADER + size]
-                with self.changed:
-                    self.held -= _HEADER + size
-                    self.changed.notify_all()
-                return message
+                    del self.buffer[:_HEADER + size]
+                    with self.changed:
+                        self.held -= _HEADER + size
+                        self.changed.notify_all()
             with self.changed:
                 while not self.chunks and not self.ended:
                     left = None if deadline is None else deadline - time.monotonic()

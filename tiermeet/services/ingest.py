@@ -208,8 +208,8 @@ def _tell(reader: subprocess.Popen, value) -> None:
 def _widen(pipe) -> None:
     """Let a pipe between the processes hold a megabyte (Linux; 64 KiB otherwise): the
     reading process's output is taken a megabyte at a time; and the writer hands over the
-    keys of the lines it read itself (a few hundred kilobytes), and goes on to write them,
-    without waiting for that process to start."""
+    keys of the lines it read itself (a few hundred kilobytes), and goes on to prepare and
+    write them, without waiting for that process to start."""
     try:
         import fcntl
 
