@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -323,10 +324,20 @@ def decision_latency(workdir: Path, base: str, token: str) -> float:
     return round(times[int(len(times) * 0.99) - 1], 1)
 
 
+def clear_previous_run(workdir: Path) -> None:
+    """Remove what an earlier run left in a ``--workdir``: its devices would go on with
+    their own outboxes and sequence numbers against a fresh central, and fail."""
+    for label in ("sqlite", "postgresql"):
+        shutil.rmtree(workdir / label, ignore_errors=True)
+    for suffix in ("", "-wal", "-shm"):
+        (workdir / f"central.db{suffix}").unlink(missing_ok=True)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tiermeet-sync-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    clear_previous_run(workdir)
     figures: dict = {"mutations": args.mutations, "cpus": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)}
     if not args.skip_sqlite:
         bench_central(f"sqlite:///{workdir / 'central.db'}", "sqlite", workdir, args, figures)
