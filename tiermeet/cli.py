@@ -6,6 +6,7 @@ file if there is one, else the built-in demo plant) and ``--db``/``TIERMEET_DB``
 the platform's user data dir).
 """
 
+import gc
 import sys
 from pathlib import Path
 
@@ -143,6 +144,9 @@ def ingest(settings: Settings, files: tuple[str, ...], fmt: str | None) -> None:
     from tiermeet.services.ingest import IngestError, IngestReport
 
     services = settings.services()
+    # What this process has made so far lasts until it ends: frozen, it is not walked again
+    # by every full collection the rows of a large file set off (about 2% of an ingest).
+    gc.freeze()
     total, rejected, unusable = IngestReport(), 0, False
     for name in files:
         label = "<stdin>" if name == "-" else name
