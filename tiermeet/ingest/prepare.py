@@ -208,15 +208,15 @@ def prepared(records: Iterable[tuple], prepare: Preparer, size: int) -> Iterator
 
 
 def read_and_prepare(source: BinaryIO, out: BinaryIO) -> None:
-    """The second process of a large ingest. Reads its job from ``source`` — (path, format,
-    name, the ``Plan`` and the ``Preparer``, part size, byte offset, line number there),
-    pickled: plain values, not the config, whose models would take this process longer to
-    load than its share of a large file takes to read — then, pickled
-    too, where each (source, external_id) of the lines before that offset first appeared
-    (the writer reads those itself). Writes to ``out``, by ``marshal``, each prepared part
-    with the rows refused since the one before as ``("part", (rows, ids, autonomous),
-    rejected)``, then ``("done", None, rejected)``; or, when reading fails, ``("error",
-    (the exception pickled, its traceback as text), rejected)``."""
+    """The second process of a large ingest. Reads its job from ``source``, pickled: (path,
+    format, name, the ``Plan`` and the ``Preparer``, part size, byte offset, line number
+    there). Plain values, not the config, whose models would take this process longer to
+    load than its share of a large file takes to read. Then, pickled too, where each
+    (source, external_id) of the lines before that offset first appeared (the writer
+    reads those itself). Writes to ``out``, by ``marshal``, each prepared part with the
+    rows refused since the one before as ``("part", (rows, ids, autonomous), rejected)``,
+    then ``("done", None, rejected)``; or, when reading fails, ``("error", (the exception
+    pickled, its traceback as text), rejected)``."""
     # Nothing this process makes refers back to itself: the collector would only walk the
     # records, parts and rows being made, a twentieth of the time spent making them.
     gc.disable()

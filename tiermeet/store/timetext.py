@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 UTC = timezone.utc
 #: Each day's part of the stored text ("2026-11-25T"), by the day's ordinal: bulk ingest
 #: converts several times per row, and writing the time of day alone after it takes half
-#: as long as ``isoformat`` of the whole aware time. Few days recur; the oldest are let go
-#: past this many.
+#: as long as ``isoformat`` of the whole aware time. Past this many days the cache starts
+#: afresh.
 _DAYS: dict[int, str] = {}
 DAYS_KEPT = 4096
 
