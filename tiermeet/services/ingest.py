@@ -343,9 +343,11 @@ class _Batch:
         self.duplicates += len(rows) - added
         if not added:
             return
-        keep = range(len(rows)) if added == len(rows) else _stored(self.connection, rows)
-        self.ids += [part.ids[i] for i in keep]
-        acting = [i for i in keep if i in part.autonomous and rows[i][STATUS] == ACTIONED]
+        every = added == len(rows)  # the usual case: no duplicate, nothing to look up
+        keep = range(len(rows)) if every else _stored(self.connection, rows)
+        self.ids += part.ids if every else [part.ids[i] for i in keep]
+        kept = keep if every else set(keep)
+        acting = [i for i in part.autonomous if i in kept and rows[i][STATUS] == ACTIONED]
         self.decisions += [_autonomous_decision(part.autonomous[i], part.ids[i], rows[i], self.tx.now, self.stamp)
                            for i in acting]
         self.added += len(keep)
